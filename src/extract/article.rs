@@ -1,0 +1,879 @@
+//! Article pages: title, main text, publication date, author, language.
+//!
+//! Per-source selectors win where they find something. Otherwise metadata the publisher
+//! meant for machines (Open Graph, JSON-LD, `<time datetime>`) is preferred over guessing
+//! from the layout, and the body comes from a Readability-style scorer: text blocks are
+//! scored by length and commas, the score flows to their parent and grandparent, link-heavy
+//! containers are penalised, and navigation, asides, headers, footers, hidden elements and
+//! comment/share/related widgets are dropped before scoring. Forms are not dropped: ASP.NET
+//! sites (LBCI among them) wrap the whole page in one.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Datelike, Utc};
+use scraper::{ElementRef, Html, Node, Selector};
+use serde_json::Value;
+use url::Url;
+
+use super::date::parse_date;
+use super::feed::primary_language;
+use super::text::{Paragraphs, is_block, is_invisible};
+use super::{ArticleRules, Extracted};
+
+/// Extracts an article page; `rules` are the source's selectors, tried before the generic
+/// extractor for each field.
+pub fn extract_article(html: &str, url: &Url, rules: Option<&ArticleRules>) -> Extracted {
+    let doc = Html::parse_document(html);
+    let page = PageMeta::collect(&doc);
+
+    let title = rules
+        .and_then(|r| r.title.as_ref())
+        .and_then(|sel| doc.select(sel).map(one_line).find(|t| !t.is_empty()))
+        .unwrap_or_else(|| generic_title(&doc, &page));
+    let body = rules
+        .and_then(|r| r.body.as_ref())
+        .map(|sel| {
+            let mut segments = Vec::new();
+            for element in doc.select(sel) {
+                segments.extend(Blocks::walk(element).segments);
+            }
+            join_segments(segments.iter().filter(|s| !s.is_link_list()))
+        })
+        .filter(|b| !b.is_empty())
+        .unwrap_or_else(|| main_text(&doc, &page));
+    let published = rules
+        .and_then(|r| r.published.as_ref())
+        .and_then(|sel| doc.select(sel).find_map(element_date))
+        .or_else(|| generic_published(&doc, &page, url));
+    let author = generic_author(&doc, &page);
+    let language = language(&doc, &page, &title, &body);
+    Extracted {
+        title,
+        body,
+        published,
+        author,
+        language,
+    }
+}
+
+fn sel(css: &str) -> Option<Selector> {
+    Selector::parse(css).ok()
+}
+
+/// Element text on one line (titles, dates, names).
+fn one_line(element: ElementRef<'_>) -> String {
+    element
+        .text()
+        .collect::<String>()
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// What the page says about itself in `<meta>` and JSON-LD.
+struct PageMeta {
+    /// First `content` for each `name`, `property` or `itemprop`, keys lower-cased.
+    meta: HashMap<String, String>,
+    /// JSON-LD objects, article types first.
+    ld: Vec<Value>,
+}
+
+impl PageMeta {
+    fn collect(doc: &Html) -> PageMeta {
+        let mut meta = HashMap::new();
+        if let Some(s) = sel("meta[content]") {
+            for element in doc.select(&s) {
+                let el = element.value();
+                let Some(content) = el.attr("content").map(str::trim).filter(|c| !c.is_empty())
+                else {
+                    continue;
+                };
+                for key in ["property", "name", "itemprop", "http-equiv"] {
+                    if let Some(k) = el.attr(key) {
+                        meta.entry(k.trim().to_ascii_lowercase())
+                            .or_insert_with(|| content.to_string());
+                    }
+                }
+            }
+        }
+        let mut ld = Vec::new();
+        if let Some(s) = sel("script[type]") {
+            for script in doc.select(&s) {
+                let is_ld = script
+                    .value()
+                    .attr("type")
+                    .is_some_and(|t| t.trim().eq_ignore_ascii_case("application/ld+json"));
+                if is_ld {
+                    let text: String = script.text().collect();
+                    if let Some(value) = parse_json_lenient(&text) {
+                        flatten_ld(value, &mut ld);
+                    }
+                }
+            }
+        }
+        ld.sort_by_key(|v| !is_article_type(v));
+        PageMeta { meta, ld }
+    }
+
+    fn meta(&self, keys: &[&str]) -> Option<&str> {
+        keys.iter()
+            .find_map(|k| self.meta.get(*k).map(String::as_str))
+    }
+
+    /// First string value of `key` in the JSON-LD objects (article types first).
+    fn ld_str(&self, key: &str) -> Option<String> {
+        self.ld.iter().find_map(|v| match &v[key] {
+            Value::String(s) if !s.trim().is_empty() => Some(s.trim().to_string()),
+            _ => None,
+        })
+    }
+}
+
+/// Publishers often put raw newlines inside JSON-LD strings, which strict JSON forbids.
+fn parse_json_lenient(text: &str) -> Option<Value> {
+    let text = text
+        .trim()
+        .trim_start_matches("<!--")
+        .trim_end_matches("-->")
+        .trim();
+    serde_json::from_str(text).ok().or_else(|| {
+        let cleaned: String = text
+            .chars()
+            .map(|c| if c.is_control() { ' ' } else { c })
+            .collect();
+        serde_json::from_str(&cleaned).ok()
+    })
+}
+
+fn flatten_ld(value: Value, out: &mut Vec<Value>) {
+    match value {
+        Value::Array(items) => items.into_iter().for_each(|v| flatten_ld(v, out)),
+        Value::Object(mut map) => {
+            if let Some(graph) = map.remove("@graph") {
+                flatten_ld(graph, out);
+            }
+            out.push(Value::Object(map));
+        }
+        _ => {}
+    }
+}
+
+fn is_article_type(v: &Value) -> bool {
+    let article = |t: &str| t.ends_with("Article") || t.ends_with("BlogPosting");
+    match &v["@type"] {
+        Value::String(t) => article(t),
+        Value::Array(ts) => ts.iter().filter_map(Value::as_str).any(article),
+        _ => false,
+    }
+}
+
+fn clean(s: &str) -> String {
+    s.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+fn generic_title(doc: &Html, page: &PageMeta) -> String {
+    let site = page
+        .meta(&["og:site_name", "application-name"])
+        .map(str::to_string)
+        .or_else(|| {
+            page.ld
+                .iter()
+                .find_map(|v| v["publisher"]["name"].as_str().map(str::to_string))
+        });
+    let h1 = sel("h1").and_then(|s| doc.select(&s).map(one_line).find(|t| !t.is_empty()));
+    let from_meta = page
+        .meta(&["og:title", "twitter:title"])
+        .map(clean)
+        .or_else(|| page.ld_str("headline").map(|h| clean(&h)))
+        .map(|t| strip_known_site(&t, site.as_deref()));
+    if let Some(title) = from_meta.filter(|t| !t.is_empty()) {
+        return title;
+    }
+    let document_title =
+        sel("title").and_then(|s| doc.select(&s).map(one_line).find(|t| !t.is_empty()));
+    if let Some(title) = document_title {
+        return strip_site_name(&title, site.as_deref(), h1.as_deref());
+    }
+    h1.unwrap_or_default()
+}
+
+const TITLE_SEPARATORS: &[&str] = &[" | ", " - ", " – ", " — ", " :: ", " « ", " » ", " · "];
+
+/// Removes a known site name at either end of a title ("Headline - CNNArabic.com").
+fn strip_known_site(title: &str, site: Option<&str>) -> String {
+    let Some(site) = site.map(str::trim).filter(|s| !s.is_empty() && *s != title) else {
+        return title.to_string();
+    };
+    for sep in TITLE_SEPARATORS {
+        if let Some(rest) = title.strip_suffix(site).and_then(|t| t.strip_suffix(sep)) {
+            return rest.trim().to_string();
+        }
+        if let Some(rest) = title.strip_prefix(site).and_then(|t| t.strip_prefix(sep)) {
+            return rest.trim().to_string();
+        }
+    }
+    title.to_string()
+}
+
+/// `<title>` usually carries the site name: prefer the `<h1>` when the title contains it,
+/// else drop a known site name, else keep the longest separator-delimited part.
+fn strip_site_name(title: &str, site: Option<&str>, h1: Option<&str>) -> String {
+    if let Some(h1) = h1.filter(|h| h.chars().count() >= 10 && title.contains(*h)) {
+        return h1.to_string();
+    }
+    let stripped = strip_known_site(title, site);
+    if stripped != title {
+        return stripped;
+    }
+    for sep in TITLE_SEPARATORS {
+        if title.contains(sep) {
+            let longest = title
+                .split(sep)
+                .max_by_key(|p| p.chars().count())
+                .unwrap_or(title);
+            if longest.split_whitespace().count() >= 3 {
+                return longest.trim().to_string();
+            }
+        }
+    }
+    title.to_string()
+}
+
+/// Class/id words of page furniture, as in Readability's "unlikely candidates".
+const UNLIKELY: &[&str] = &[
+    "comment",
+    "share",
+    "social",
+    "related",
+    "sidebar",
+    "footer",
+    "menu",
+    "navbar",
+    "breadcrumb",
+    "widget",
+    "advert",
+    "promo",
+    "newsletter",
+    "subscribe",
+    "popup",
+    "modal",
+    "cookie",
+    "banner",
+    "most-read",
+    "mostread",
+    "trending",
+    "taboola",
+    "outbrain",
+    "tags",
+    "author-box",
+];
+/// Class/id words that rescue an element that also looks unlikely ("share-buttons" is
+/// dropped, "main-content-with-sidebar" is not), as Readability's "okMaybeItsACandidate".
+const LIKELY: &[&str] = &["article", "body", "column", "content", "main"];
+
+/// Whether a subtree is page furniture rather than article content.
+fn is_furniture(element: ElementRef<'_>) -> bool {
+    let el = element.value();
+    let tag = el.name();
+    if is_invisible(tag)
+        // Not <form>: ASP.NET sites wrap the whole page in one.
+        || matches!(tag, "nav" | "aside" | "footer" | "header" | "figcaption" | "dialog")
+    {
+        return true;
+    }
+    if el.attr("hidden").is_some() || el.attr("aria-hidden") == Some("true") {
+        return true;
+    }
+    let style = el
+        .attr("style")
+        .unwrap_or("")
+        .to_ascii_lowercase()
+        .replace(' ', "");
+    if style.contains("display:none") || style.contains("visibility:hidden") {
+        return true;
+    }
+    let role = el.attr("role").unwrap_or("");
+    if matches!(
+        role,
+        "navigation" | "complementary" | "contentinfo" | "banner" | "menu"
+    ) {
+        return true;
+    }
+    let names = format!(
+        "{} {}",
+        el.attr("class").unwrap_or(""),
+        el.id().unwrap_or("")
+    )
+    .to_ascii_lowercase();
+    if names
+        .split_whitespace()
+        .any(|c| matches!(c, "d-none" | "hidden" | "hide" | "sr-only"))
+    {
+        return true;
+    }
+    UNLIKELY.iter().any(|w| names.contains(w)) && !LIKELY.iter().any(|w| names.contains(w))
+}
+
+/// A run of text owned by one block element, between two block boundaries.
+struct Segment {
+    /// Index of the owning block in [`Blocks::nodes`].
+    owner: usize,
+    text: String,
+    chars: usize,
+    link_chars: usize,
+}
+
+impl Segment {
+    fn link_density(&self) -> f64 {
+        self.link_chars as f64 / self.chars.max(1) as f64
+    }
+
+    /// Mostly anchor text: a list of related links, tags, a "read more".
+    fn is_link_list(&self) -> bool {
+        self.link_density() > 0.5
+    }
+}
+
+struct BlockNode<'a> {
+    element: ElementRef<'a>,
+    parent: Option<usize>,
+}
+
+/// The visible, non-furniture text of a subtree, cut into segments owned by block elements.
+struct Blocks<'a> {
+    nodes: Vec<BlockNode<'a>>,
+    segments: Vec<Segment>,
+    current: Paragraphs,
+    current_links: usize,
+}
+
+impl<'a> Blocks<'a> {
+    fn walk(root: ElementRef<'a>) -> Blocks<'a> {
+        let mut blocks = Blocks {
+            nodes: vec![BlockNode {
+                element: root,
+                parent: None,
+            }],
+            segments: Vec::new(),
+            current: Paragraphs::default(),
+            current_links: 0,
+        };
+        blocks.visit(root, 0, false);
+        blocks.flush(0);
+        blocks
+    }
+
+    fn visit(&mut self, element: ElementRef<'a>, owner: usize, in_link: bool) {
+        for child in element.children() {
+            match child.value() {
+                Node::Text(text) => {
+                    if in_link {
+                        self.current_links += text
+                            .split_whitespace()
+                            .map(|w| w.chars().count() + 1)
+                            .sum::<usize>();
+                    }
+                    self.current.push_text(text);
+                }
+                Node::Element(el) => {
+                    let Some(child) = ElementRef::wrap(child) else {
+                        continue;
+                    };
+                    if is_furniture(child) {
+                        continue;
+                    }
+                    let tag = el.name();
+                    if tag == "br" || tag == "hr" {
+                        self.flush(owner);
+                    } else if is_block(tag) {
+                        self.flush(owner);
+                        let index = self.nodes.len();
+                        self.nodes.push(BlockNode {
+                            element: child,
+                            parent: Some(owner),
+                        });
+                        self.visit(child, index, in_link);
+                        self.flush(index);
+                    } else {
+                        self.visit(child, owner, in_link || tag == "a");
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+
+    fn flush(&mut self, owner: usize) {
+        let links = std::mem::take(&mut self.current_links);
+        for text in std::mem::take(&mut self.current).finish() {
+            let chars = text.chars().count();
+            self.segments.push(Segment {
+                owner,
+                link_chars: links.min(chars),
+                chars,
+                text,
+            });
+        }
+    }
+
+    /// Ancestors of a block, nearest first, starting with itself.
+    fn lineage(&self, index: usize) -> impl Iterator<Item = usize> + '_ {
+        std::iter::successors(Some(index), |&i| self.nodes[i].parent)
+    }
+}
+
+/// Segments shorter than this do not vote for a container (bylines, captions, buttons).
+const MIN_SCORING_CHARS: usize = 25;
+
+fn join_segments<'s>(segments: impl Iterator<Item = &'s Segment>) -> String {
+    segments
+        .map(|s| s.text.as_str())
+        .collect::<Vec<_>>()
+        .join("\n\n")
+}
+
+/// The main text of the page (Readability-style), or JSON-LD `articleBody` when the layout
+/// yields nothing.
+fn main_text(doc: &Html, page: &PageMeta) -> String {
+    let root = sel("body")
+        .and_then(|s| doc.select(&s).next())
+        .unwrap_or_else(|| doc.root_element());
+    let blocks = Blocks::walk(root);
+    let mut score = vec![0.0f64; blocks.nodes.len()];
+    let mut total_chars = vec![0usize; blocks.nodes.len()];
+    let mut link_chars = vec![0usize; blocks.nodes.len()];
+    for segment in &blocks.segments {
+        for ancestor in blocks.lineage(segment.owner) {
+            total_chars[ancestor] += segment.chars;
+            link_chars[ancestor] += segment.link_chars;
+        }
+        if segment.chars < MIN_SCORING_CHARS || segment.is_link_list() {
+            continue;
+        }
+        let commas = segment.text.matches([',', '،']).count() as f64;
+        let points = 1.0 + commas + (segment.chars as f64 / 100.0).min(3.0);
+        // The owner itself counts fully only for text directly in a container (e.g. <div>
+        // paragraphs separated by <br>); a <p>'s score belongs to its parent.
+        let is_paragraph = blocks.nodes[segment.owner].element.value().name() == "p";
+        let mut lineage = blocks.lineage(segment.owner);
+        if is_paragraph {
+            lineage.next();
+        }
+        for (level, ancestor) in lineage.take(3).enumerate() {
+            score[ancestor] += points / (level as f64 + 1.0);
+        }
+    }
+    let adjusted: Vec<f64> = (0..blocks.nodes.len())
+        .map(|i| {
+            let density = link_chars[i] as f64 / total_chars[i].max(1) as f64;
+            let bonus = match blocks.nodes[i].element.value().attr("itemprop") {
+                Some("articleBody") => 1.5,
+                _ => 1.0,
+            };
+            score[i] * (1.0 - density) * bonus
+        })
+        .collect();
+    let top = (0..adjusted.len())
+        .filter(|&i| adjusted[i] > 0.0)
+        .max_by(|&a, &b| adjusted[a].total_cmp(&adjusted[b]));
+    let Some(top) = top else {
+        return page
+            .ld_str("articleBody")
+            .map(|b| clean(&b))
+            .unwrap_or_default();
+    };
+    // Siblings that scored well belong to the same article (split containers, lead + body).
+    let threshold = (adjusted[top] * 0.2).max(3.0);
+    let included: Vec<usize> = match blocks.nodes[top].parent {
+        Some(parent) => (0..blocks.nodes.len())
+            .filter(|&i| {
+                i == top || (blocks.nodes[i].parent == Some(parent) && adjusted[i] >= threshold)
+            })
+            .collect(),
+        None => vec![top],
+    };
+    let body = join_segments(blocks.segments.iter().filter(|s| {
+        !s.is_link_list()
+            && blocks.nodes[s.owner].element.value().name() != "h1"
+            && (s.chars >= 20 || is_heading(blocks.nodes[s.owner].element))
+            && blocks.lineage(s.owner).any(|a| included.contains(&a))
+    }));
+    if body.is_empty() {
+        page.ld_str("articleBody")
+            .map(|b| clean(&b))
+            .unwrap_or_default()
+    } else {
+        body
+    }
+}
+
+fn is_heading(element: ElementRef<'_>) -> bool {
+    matches!(element.value().name(), "h2" | "h3" | "h4" | "h5" | "h6")
+}
+
+/// A date from an element: machine-readable attributes first, then its text.
+fn element_date(element: ElementRef<'_>) -> Option<DateTime<Utc>> {
+    ["datetime", "content", "data-date", "title"]
+        .iter()
+        .filter_map(|a| element.value().attr(a))
+        .find_map(parse_date)
+        .or_else(|| {
+            let text = one_line(element);
+            (text.chars().count() <= 120)
+                .then(|| parse_date(&text))
+                .flatten()
+        })
+}
+
+const PUBLISHED_META: &[&str] = &[
+    "article:published_time",
+    "og:article:published_time",
+    "og:published_time",
+    "datepublished",
+    "article.published",
+    "publish-date",
+    "publishdate",
+    "publish_date",
+    "pubdate",
+    "date",
+    "dc.date.issued",
+    "dcterms.issued",
+    "dc.date",
+    "dcterms.created",
+    "sailthru.date",
+    "parsely-pub-date",
+    "cxenseparse:recs:publishtime",
+    "original-publish-date",
+    "datecreated",
+];
+
+fn generic_published(doc: &Html, page: &PageMeta, url: &Url) -> Option<DateTime<Utc>> {
+    page.ld_str("datePublished")
+        .and_then(|d| parse_date(&d))
+        .or_else(|| PUBLISHED_META.iter().find_map(|k| page.meta(&[k]).and_then(parse_date)))
+        .or_else(|| {
+            ["time[pubdate]", "[itemprop='datePublished']", "time[datetime]"]
+                .iter()
+                .filter_map(|css| sel(css))
+                .find_map(|s| doc.select(&s).find_map(element_date))
+        })
+        .or_else(|| date_in_url(url))
+        .or_else(|| {
+            // Elements named like a date ("post-date", "publish_time") hold readable dates.
+            sel("[class*='date'], [class*='time'], [class*='publish'], [class*='created'], [id*='date']")
+                .and_then(|s| doc.select(&s).filter(|e| !is_furniture(*e)).find_map(element_date))
+        })
+}
+
+/// `/2020/06/03/` or `2020-06-03` in the path, as many CMSs put it.
+fn date_in_url(url: &Url) -> Option<DateTime<Utc>> {
+    let path = url.path();
+    let parts: Vec<&str> = path
+        .split(|c: char| !c.is_ascii_digit())
+        .filter(|p| !p.is_empty())
+        .collect();
+    parts.windows(3).find_map(|w| {
+        let (y, m, d) = (w[0], w[1], w[2]);
+        if y.len() != 4 || m.len() > 2 || d.len() > 2 {
+            return None;
+        }
+        let date =
+            chrono::NaiveDate::from_ymd_opt(y.parse().ok()?, m.parse().ok()?, d.parse().ok()?)?;
+        let sep = |s: &str| path.contains(&format!("{y}{s}{m}{s}{d}"));
+        ((1990..=2100).contains(&date.year_ce().1) && (sep("/") || sep("-")))
+            .then(|| date.and_hms_opt(0, 0, 0).map(|t| t.and_utc()))
+            .flatten()
+    })
+}
+
+fn generic_author(doc: &Html, page: &PageMeta) -> Option<String> {
+    let from_ld = page.ld.iter().find_map(|v| ld_name(&v["author"]));
+    from_ld
+        .or_else(|| {
+            page.meta(&[
+                "author",
+                "article:author",
+                "dc.creator",
+                "byl",
+                "sailthru.author",
+            ])
+            .filter(|a| !a.starts_with("http"))
+            .map(clean)
+        })
+        .or_else(|| {
+            sel("[itemprop='author'], [rel='author']").and_then(|s| {
+                doc.select(&s).find_map(|e| {
+                    let name = e
+                        .value()
+                        .attr("content")
+                        .map(clean)
+                        .unwrap_or_else(|| one_line(e));
+                    (!name.is_empty() && name.chars().count() <= 80).then_some(name)
+                })
+            })
+        })
+        .filter(|a| !a.is_empty())
+}
+
+fn ld_name(v: &Value) -> Option<String> {
+    match v {
+        Value::String(s) => Some(clean(s)),
+        Value::Object(_) => v["name"].as_str().map(clean),
+        Value::Array(items) => items.iter().find_map(ld_name),
+        _ => None,
+    }
+    .filter(|s| !s.is_empty())
+}
+
+/// The declared language, unless the text is plainly Arabic script and the declaration says
+/// otherwise (templates ship `lang="en-US"` on Arabic pages).
+fn language(doc: &Html, page: &PageMeta, title: &str, body: &str) -> Option<String> {
+    let declared = doc
+        .root_element()
+        .value()
+        .attr("lang")
+        .or_else(|| doc.root_element().value().attr("xml:lang"))
+        .or_else(|| page.meta(&["content-language", "og:locale", "inlanguage"]))
+        .and_then(primary_language);
+    let (arabic, latin) = title
+        .chars()
+        .chain(body.chars())
+        .fold((0usize, 0usize), |(a, l), c| {
+            if ('\u{0600}'..='\u{06FF}').contains(&c) || ('\u{0750}'..='\u{077F}').contains(&c) {
+                (a + 1, l)
+            } else if c.is_ascii_alphabetic() {
+                (a, l + 1)
+            } else {
+                (a, l)
+            }
+        });
+    let mostly_arabic = arabic > 20 && arabic > latin * 2;
+    // Languages written in Arabic script besides Arabic.
+    let arabic_script =
+        |lang: &str| matches!(lang, "ar" | "fa" | "ur" | "ps" | "ku" | "ckb" | "sd" | "ug");
+    match declared {
+        Some(lang) if mostly_arabic && !arabic_script(&lang) => Some("ar".into()),
+        Some(lang) => Some(lang),
+        None if mostly_arabic => Some("ar".into()),
+        None => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ARABIC_PAGE: &str = include_str!("testdata/alkhanadeq_article.html");
+    const ENGLISH_PAGE: &str = include_str!("testdata/english_article.html");
+
+    fn utc(s: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
+    }
+
+    fn alkhanadeq_url() -> Url {
+        Url::parse("https://alkhanadeq.org.lb/post/1201/روسيا-تحذر-إسرائيل").unwrap()
+    }
+
+    const ARABIC_BODY: [&str; 3] = [
+        "حذّرت وزارة الخارجية الروسية، يوم السبت، الحكومة الإسرائيلية من مغبة توسيع العمليات العسكرية باتجاه جنوب لبنان، معتبرةً أن ذلك سيقود المنطقة إلى مواجهة شاملة.",
+        "وقالت المتحدثة باسم الخارجية الروسية إن موسكو تتابع عن كثب التطورات على الحدود اللبنانية، وإنها أبلغت تل أبيب بموقفها عبر القنوات الدبلوماسية، مؤكدةً ضرورة احترام سيادة لبنان.",
+        "ويأتي الموقف الروسي في ظل تصاعد التوتر في المنطقة، وتزايد الاتصالات بين الكرملين وعواصم إقليمية عدة، في محاولة لاحتواء التصعيد ومنع انزلاقه إلى حرب إقليمية واسعة.",
+    ];
+
+    #[test]
+    fn arabic_article_generic() {
+        let got = extract_article(ARABIC_PAGE, &alkhanadeq_url(), None);
+        assert_eq!(got.title, "روسيا تحذّر إسرائيل من توسيع الحرب على لبنان");
+        assert_eq!(got.body, ARABIC_BODY.join("\n\n"));
+        assert_eq!(got.published, Some(utc("2023-10-28T00:00:00Z")));
+        assert_eq!(got.language.as_deref(), Some("ar"));
+    }
+
+    #[test]
+    fn arabic_article_with_source_rules() {
+        let rules = ArticleRules::parse(
+            Some("h1.post-title"),
+            Some(".post-body"),
+            Some(".post-date"),
+        )
+        .unwrap();
+        let got = extract_article(ARABIC_PAGE, &alkhanadeq_url(), Some(&rules));
+        assert_eq!(got.title, "روسيا تحذّر إسرائيل من توسيع الحرب على لبنان");
+        assert_eq!(
+            got.body,
+            ARABIC_BODY.join("\n\n"),
+            "share links are not body text"
+        );
+        assert_eq!(got.published, Some(utc("2023-10-28T00:00:00Z")));
+    }
+
+    #[test]
+    fn rules_that_match_nothing_fall_back_to_generic() {
+        let rules = ArticleRules::parse(Some(".nope"), Some(".nope"), Some(".nope")).unwrap();
+        let got = extract_article(ARABIC_PAGE, &alkhanadeq_url(), Some(&rules));
+        assert_eq!(got.title, "روسيا تحذّر إسرائيل من توسيع الحرب على لبنان");
+        assert_eq!(got.body, ARABIC_BODY.join("\n\n"));
+        assert!(got.published.is_some());
+    }
+
+    #[test]
+    fn english_article_generic() {
+        let url = Url::parse("https://news.example.org/world/kremlin-envoy").unwrap();
+        let got = extract_article(ENGLISH_PAGE, &url, None);
+        assert_eq!(got.title, "Kremlin hosts Israeli envoy as Gaza talks stall");
+        let paragraphs: Vec<&str> = got.body.split("\n\n").collect();
+        assert_eq!(paragraphs.len(), 4, "{}", got.body);
+        assert!(paragraphs[0].starts_with("Russian officials met an Israeli envoy"));
+        assert_eq!(paragraphs[1], "Diplomatic balancing act");
+        assert!(paragraphs[3].ends_with("Israeli foreign ministry."));
+        assert!(!got.body.contains("cookies") && !got.body.contains("sidebar"));
+        assert_eq!(got.published, Some(utc("2023-10-28T08:30:00Z")));
+        assert_eq!(got.author.as_deref(), Some("Jane Reporter"));
+        assert_eq!(got.language.as_deref(), Some("en"));
+    }
+
+    #[test]
+    fn title_site_name_stripping() {
+        assert_eq!(
+            strip_site_name("Headline here now - CNNArabic.com", None, None),
+            "Headline here now"
+        );
+        assert_eq!(
+            strip_site_name("Site | A much longer headline", None, None),
+            "A much longer headline"
+        );
+        assert_eq!(
+            strip_site_name("خبر عاجل عن لبنان | الخنادق", Some("الخنادق"), None),
+            "خبر عاجل عن لبنان"
+        );
+        assert_eq!(strip_site_name("Short", None, None), "Short");
+    }
+
+    #[test]
+    fn arabic_text_under_an_english_lang_attribute_is_arabic() {
+        let html = format!(
+            "<html lang=\"en-US\"><body><p>{}</p></body></html>",
+            ARABIC_BODY[0]
+        );
+        let got = extract_article(&html, &alkhanadeq_url(), None);
+        assert_eq!(got.language.as_deref(), Some("ar"));
+    }
+
+    #[test]
+    fn url_dates() {
+        let u = |s: &str| Url::parse(s).unwrap();
+        assert_eq!(
+            date_in_url(&u("https://x.org/2020/06/03/story")),
+            Some(utc("2020-06-03T00:00:00Z"))
+        );
+        assert_eq!(
+            date_in_url(&u("https://x.org/news/2020-06-03-1.3874341")),
+            Some(utc("2020-06-03T00:00:00Z"))
+        );
+        assert_eq!(date_in_url(&u("https://x.org/post/1201/2020")), None);
+    }
+
+    /// The Arabic pages of the corpus: how many expected titles and dates the generic
+    /// extractor reproduces (day precision for dates, whitespace-insensitive for titles).
+    #[test]
+    fn corpus_arabic_pages() {
+        use std::io::Read;
+        let dir = crate::extract::corpus_dir().join("html/arabic");
+        let mut files: Vec<_> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.to_string_lossy().ends_with(".expected.json"))
+            .collect();
+        files.sort();
+        let (mut titles, mut title_hits, mut dates, mut date_hits) = (0, 0, 0, 0);
+        let (mut bodies, mut body_hits, mut langs, mut utc_day_hits) = (0, 0, 0, 0);
+        for path in &files {
+            let expected: Value =
+                serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+            let html_path = dir.join(expected["html_file"].as_str().unwrap());
+            let html = if html_path.extension().is_some_and(|e| e == "gz") {
+                let mut s = String::new();
+                flate2::read::GzDecoder::new(std::fs::File::open(&html_path).unwrap())
+                    .read_to_string(&mut s)
+                    .unwrap();
+                s
+            } else {
+                std::fs::read_to_string(&html_path).unwrap()
+            };
+            let url = Url::parse(expected["url"].as_str().unwrap()).unwrap();
+            let got = extract_article(&html, &url, None);
+            let name = path.file_name().unwrap().to_string_lossy();
+            if got.language.as_deref() == Some("ar") {
+                langs += 1;
+            }
+            if let Some(want) = expected["title"].as_str() {
+                titles += 1;
+                let ok = clean(want) == got.title;
+                title_hits += usize::from(ok);
+                println!(
+                    "{name}: title {} {:?}",
+                    if ok { "ok" } else { "MISS" },
+                    got.title
+                );
+            }
+            if let Some(want) = expected["published"].as_str() {
+                dates += 1;
+                // Upstream gives the publisher's local day; ours is an instant in UTC, so
+                // it counts when it falls within that day in some zone (UTC-12 to UTC+14).
+                let day = chrono::NaiveDate::parse_from_str(&want[..10], "%Y-%m-%d").unwrap();
+                let start = day.and_hms_opt(0, 0, 0).unwrap().and_utc();
+                let ok = got.published.is_some_and(|p| {
+                    p >= start - chrono::Duration::hours(14)
+                        && p < start + chrono::Duration::hours(36)
+                });
+                let utc_day = got.published.is_some_and(|p| p.date_naive() == day);
+                date_hits += usize::from(ok);
+                utc_day_hits += usize::from(utc_day);
+                println!(
+                    "{name}: date {} {:?} want {want}",
+                    if ok { "ok" } else { "MISS" },
+                    got.published
+                );
+            }
+            if let Some(want) = expected["body"].as_str() {
+                bodies += 1;
+                let norm = |s: &str| s.split_whitespace().collect::<Vec<_>>().join(" ");
+                let ok = norm(want) == norm(&got.body);
+                body_hits += usize::from(ok);
+                println!(
+                    "{name}: body {} ({} chars, want {})",
+                    if ok { "exact" } else { "differs" },
+                    got.body.chars().count(),
+                    want.chars().count()
+                );
+            }
+            if let Some(snippets) = expected["body_contains"].as_array() {
+                let found = snippets
+                    .iter()
+                    .filter(|s| got.body.contains(s.as_str().unwrap_or("\u{0}")))
+                    .count();
+                println!("{name}: body contains {found}/{} snippets", snippets.len());
+            }
+            if let Some(snippets) = expected["body_not_contains"].as_array() {
+                let leaked = snippets
+                    .iter()
+                    .filter(|s| got.body.contains(s.as_str().unwrap_or("\u{0}")))
+                    .count();
+                println!("{name}: boilerplate leaked {leaked}/{}", snippets.len());
+            }
+        }
+        println!(
+            "arabic corpus: titles {title_hits}/{titles}, dates {date_hits}/{dates} (same UTC day {utc_day_hits}), bodies exact {body_hits}/{bodies}, language ar {langs}/{}",
+            files.len()
+        );
+        assert_eq!(langs, files.len(), "every page is Arabic");
+        assert!(
+            title_hits * 3 >= titles * 2,
+            "titles regressed: {title_hits}/{titles}"
+        );
+        assert!(
+            date_hits * 3 >= dates * 2,
+            "dates regressed: {date_hits}/{dates}"
+        );
+    }
+}

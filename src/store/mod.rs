@@ -1,0 +1,203 @@
+//! Storage: the only module that speaks SQL.
+//!
+//! `Db` is an enum over the two backends rather than `sqlx::Any` so each backend keeps its own
+//! types (TIMESTAMPTZ on PostgreSQL, text on SQLite) and its own migrations folder. Queries are
+//! written once with `$n` placeholders, which both backends accept, and the `with_db!` macro
+//! expands a body once per backend so each expansion type-checks against its own pool.
+
+mod digests;
+mod queries;
+
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::postgres::{PgPool, PgPoolOptions};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
+
+pub use digests::{DigestRun, NewDigestRun};
+pub use queries::{
+    FetchLog, RefreshWrite, SourceInfo, SourceState, StoreOutcome, StoredArticle, StoredMatch,
+};
+
+/// A database connection pool for either backend.
+#[derive(Clone, Debug)]
+pub enum Db {
+    Sqlite(SqlitePool),
+    Pg(PgPool),
+}
+
+/// Expands `$body` once for each backend with `$pool` bound to that backend's pool.
+macro_rules! with_db {
+    ($db:expr, $pool:ident => $body:expr) => {
+        match $db {
+            $crate::store::Db::Sqlite($pool) => $body,
+            $crate::store::Db::Pg($pool) => $body,
+        }
+    };
+}
+pub(crate) use with_db;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error(
+        "cannot create the directory {path} for the SQLite database: {source}; check [storage].url and the permissions"
+    )]
+    CreateDir {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot open the database {target}: {source}; check [storage].url")]
+    Connect {
+        target: String,
+        #[source]
+        source: sqlx::Error,
+    },
+    #[error("cannot apply the database migrations to {target}: {source}")]
+    Migrate {
+        target: String,
+        #[source]
+        source: sqlx::migrate::MigrateError,
+    },
+    #[error("database error while {context}: {source}")]
+    Query {
+        context: &'static str,
+        #[source]
+        source: sqlx::Error,
+    },
+    #[error("stored data is invalid ({context}): {message}")]
+    Corrupt {
+        context: &'static str,
+        message: String,
+    },
+}
+
+/// Starts a transaction that will write after reading, safely under concurrency.
+///
+/// SQLite: `BEGIN IMMEDIATE` takes the write lock up front; a deferred transaction that read first
+/// could not upgrade after another connection committed (a busy-snapshot error no timeout fixes).
+/// PostgreSQL: refresh writes of several daemons are serialised on the articles table, so two
+/// daemons storing the same story at once cannot both decide it is new.
+pub(crate) trait BeginWrite {
+    type Database: sqlx::Database;
+    async fn begin_write(&self) -> Result<sqlx::Transaction<'static, Self::Database>, sqlx::Error>;
+}
+
+impl BeginWrite for SqlitePool {
+    type Database = sqlx::Sqlite;
+    async fn begin_write(&self) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>, sqlx::Error> {
+        self.begin_with("BEGIN IMMEDIATE").await
+    }
+}
+
+impl BeginWrite for PgPool {
+    type Database = sqlx::Postgres;
+    async fn begin_write(&self) -> Result<sqlx::Transaction<'static, sqlx::Postgres>, sqlx::Error> {
+        let mut tx = self.begin().await?;
+        sqlx::query("LOCK TABLE articles IN SHARE ROW EXCLUSIVE MODE")
+            .execute(&mut *tx)
+            .await?;
+        Ok(tx)
+    }
+}
+
+/// Attaches what the store was doing to an sqlx error.
+pub(crate) trait Context<T> {
+    fn context(self, what: &'static str) -> Result<T, StoreError>;
+}
+
+impl<T> Context<T> for Result<T, sqlx::Error> {
+    fn context(self, what: &'static str) -> Result<T, StoreError> {
+        self.map_err(|source| StoreError::Query {
+            context: what,
+            source,
+        })
+    }
+}
+
+impl Db {
+    /// Opens (creating if needed) and migrates a SQLite database file.
+    pub async fn open_sqlite(path: &Path) -> Result<Db, StoreError> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|source| StoreError::CreateDir {
+                path: dir.display().to_string(),
+                source,
+            })?;
+        }
+        let target = path.display().to_string();
+        // WAL lets readers (`marsad articles`) run while the daemon writes; the busy timeout
+        // makes a second process wait for the write lock instead of failing at once.
+        let options = SqliteConnectOptions::new()
+            .filename(path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .busy_timeout(Duration::from_secs(30))
+            .foreign_keys(true);
+        let pool = SqlitePoolOptions::new()
+            .max_connections(4)
+            .connect_with(options)
+            .await
+            .map_err(|source| StoreError::Connect {
+                target: target.clone(),
+                source,
+            })?;
+        sqlx::migrate!("migrations/sqlite")
+            .run(&pool)
+            .await
+            .map_err(|source| StoreError::Migrate { target, source })?;
+        Ok(Db::Sqlite(pool))
+    }
+
+    /// Connects to and migrates a PostgreSQL database.
+    pub async fn open_postgres(url: &str) -> Result<Db, StoreError> {
+        let target = redact_url(url);
+        let options = sqlx::postgres::PgConnectOptions::from_str(url).map_err(|source| {
+            StoreError::Connect {
+                target: target.clone(),
+                source,
+            }
+        })?;
+        let pool = PgPoolOptions::new()
+            .max_connections(8)
+            .acquire_timeout(Duration::from_secs(30))
+            .connect_with(options)
+            .await
+            .map_err(|source| StoreError::Connect {
+                target: target.clone(),
+                source,
+            })?;
+        sqlx::migrate!("migrations/postgres")
+            .run(&pool)
+            .await
+            .map_err(|source| StoreError::Migrate { target, source })?;
+        Ok(Db::Pg(pool))
+    }
+
+    /// Opens the store the settings name.
+    pub async fn open(storage: &crate::settings::Storage) -> Result<Db, StoreError> {
+        match storage {
+            crate::settings::Storage::Sqlite(path) => Db::open_sqlite(path).await,
+            crate::settings::Storage::Postgres(url) => Db::open_postgres(url).await,
+        }
+    }
+
+    pub async fn close(&self) {
+        with_db!(self, pool => pool.close().await)
+    }
+}
+
+/// A database URL with any password replaced, safe for logs and error messages.
+pub fn redact_url(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut parsed) if parsed.password().is_some() => {
+            let _ = parsed.set_password(Some("***"));
+            parsed.to_string()
+        }
+        Ok(parsed) => parsed.to_string(),
+        Err(_) => "<unparsable database URL>".to_string(),
+    }
+}

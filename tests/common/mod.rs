@@ -1,0 +1,282 @@
+//! Shared test harness: a real HTTP server on loopback serving fixture sites, a temporary folder
+//! holding a real configuration and SQLite database, the real `marsad` binary, and a real SMTP
+//! server (Python's aiosmtpd) writing what it receives into a Maildir.
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use marsad::demo::{Route, StaticServer};
+
+/// A test site plus a configuration folder pointing at it.
+pub struct Env {
+    pub dir: tempfile::TempDir,
+    pub server: StaticServer,
+    pub config: PathBuf,
+}
+
+pub const WATCHLISTS: &[(&str, &str)] = &[
+    (
+        "russia-israel.toml",
+        r#"title = "Russia–Israel"
+fields = ["title", "body"]
+[terms]
+russia = ["روسيا", "موسكو", "الكرملين", "بوتين", "الروسية", "Russia", "Moscow", "Kremlin", "Putin", "Russian"]
+israel = ["إسرائيل", "تل أبيب", "نتنياهو", "الإسرائيلي", "إسرائيلي", "إسرائيلياً", "Israel", "Tel Aviv", "Netanyahu", "Israeli"]
+[match]
+query = "russia AND israel"
+"#,
+    ),
+    (
+        "lebanon.toml",
+        r#"title = "Lebanon"
+[terms]
+lebanon = ["لبنان", "بيروت", "اللبناني", "Lebanon", "Beirut"]
+[match]
+query = "lebanon"
+"#,
+    ),
+];
+
+/// The demo site's sources (an HTML listing, an Arabic RSS feed, an English Atom feed with full text).
+pub fn demo_sources(base: &str) -> String {
+    format!(
+        r#"[[source]]
+id = "khanadeq-demo"
+name = "الخنادق (تجريبي)"
+kind = "html"
+url = "{base}/"
+language = "ar"
+[source.listing]
+links = "ul.posts a[href*='/post/']"
+[source.article]
+title = "h1"
+body = ".article-body"
+published = "time[datetime]"
+
+[[source]]
+id = "wire-ar"
+name = "وكالة الأنباء التجريبية"
+kind = "feed"
+url = "{base}/rss.xml"
+
+[[source]]
+id = "wire-en"
+name = "Demo Wire"
+kind = "feed"
+url = "{base}/atom.xml"
+full_text = true
+"#
+    )
+}
+
+/// `[mail]` for the outbox transport.
+pub const OUTBOX_MAIL: &str = "[mail]\ntransport = \"outbox\"\noutbox_dir = \"var/outbox\"\nfrom = \"marsad <marsad@test.localhost>\"\n";
+
+impl Env {
+    /// Serves `routes` (plus nothing else) and writes a configuration with `sources` and `mail`.
+    pub async fn new(
+        routes: HashMap<String, Route>,
+        sources: impl Fn(&str) -> String,
+        mail: &str,
+    ) -> Env {
+        let server = StaticServer::start(routes)
+            .await
+            .expect("start test HTTP server");
+        let dir = tempfile::tempdir().expect("temp dir");
+        let config = write_config(
+            dir.path(),
+            &sources(&server.base_url()),
+            mail,
+            "timeout = \"3s\"\n",
+        );
+        Env {
+            dir,
+            server,
+            config,
+        }
+    }
+
+    /// The bundled demo site with its sources.
+    pub async fn demo(mail: &str) -> Env {
+        Env::new(marsad::demo::site_routes(), demo_sources, mail).await
+    }
+
+    pub async fn marsad(&self, args: &[&str]) -> Output {
+        run_marsad(&self.config, args).await
+    }
+
+    pub fn db_path(&self) -> PathBuf {
+        self.dir.path().join("var/marsad.db")
+    }
+
+    pub fn outbox(&self) -> PathBuf {
+        self.dir.path().join("var/outbox")
+    }
+
+    /// Requests the server saw for a path.
+    pub fn hits(&self, path: &str) -> Vec<marsad::demo::server::Logged> {
+        self.server
+            .log()
+            .into_iter()
+            .filter(|l| l.path == path)
+            .collect()
+    }
+}
+
+/// Writes marsad.toml, sources.toml and the watchlists into `dir`.
+pub fn write_config(dir: &Path, sources: &str, mail: &str, http_extra: &str) -> PathBuf {
+    std::fs::create_dir_all(dir.join("watchlists")).expect("mkdir watchlists");
+    for (name, text) in WATCHLISTS {
+        std::fs::write(dir.join("watchlists").join(name), text).expect("write watchlist");
+    }
+    std::fs::write(dir.join("sources.toml"), sources).expect("write sources");
+    let config = format!(
+        "sources = \"sources.toml\"\nwatchlists = \"watchlists\"\n\n[storage]\nurl = \"sqlite://var/marsad.db\"\n\n\
+         [http]\nuser_agent = \"marsad-test/1\"\n{http_extra}\n[schedule]\ntimezone = \"Asia/Beirut\"\n\n{mail}\n\
+         [[digest]]\nname = \"daily\"\nto = [\"desk@example.org\"]\nschedule = \"0 7 * * *\"\n\
+         watchlists = [\"russia-israel\", \"lebanon\"]\nlanguage = \"ar\"\n"
+    );
+    let path = dir.join("marsad.toml");
+    std::fs::write(&path, config).expect("write marsad.toml");
+    path
+}
+
+pub async fn run_marsad(config: &Path, args: &[&str]) -> Output {
+    tokio::process::Command::new(env!("CARGO_BIN_EXE_marsad"))
+        .arg("--config")
+        .arg(config)
+        .args(args)
+        .env("MARSAD_LOG", "warn")
+        .stdin(Stdio::null())
+        .output()
+        .await
+        .expect("run marsad")
+}
+
+pub fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// Parses JSON Lines output.
+pub fn json_lines(o: &Output) -> Vec<serde_json::Value> {
+    stdout(o)
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON: {l}: {e}")))
+        .collect()
+}
+
+pub fn free_port() -> u16 {
+    TcpListener::bind(("127.0.0.1", 0))
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
+
+/// A real SMTP server on loopback (aiosmtpd), delivering into a Maildir; killed on drop.
+pub struct SmtpServer {
+    child: Child,
+    pub port: u16,
+    pub maildir: tempfile::TempDir,
+}
+
+impl SmtpServer {
+    /// Starts aiosmtpd. Fails the test (never skips) when it is not installed.
+    pub fn start() -> SmtpServer {
+        SmtpServer::start_on(free_port())
+    }
+
+    /// Starts aiosmtpd on a given port (to bring a server "back" where one was missing).
+    pub fn start_on(port: u16) -> SmtpServer {
+        let maildir = tempfile::tempdir().expect("maildir");
+        let child = std::process::Command::new("python3")
+            .args([
+                "-m",
+                "aiosmtpd",
+                "-n",
+                "-l",
+                &format!("127.0.0.1:{port}"),
+                "-c",
+                "aiosmtpd.handlers.Mailbox",
+            ])
+            .arg(maildir.path())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("python3 is needed for the SMTP tests");
+        let mut server = SmtpServer {
+            child,
+            port,
+            maildir,
+        };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                return server;
+            }
+            if let Ok(Some(status)) = server.child.try_wait() {
+                let mut err = String::new();
+                if let Some(mut e) = server.child.stderr.take() {
+                    use std::io::Read;
+                    let _ = e.read_to_string(&mut err);
+                }
+                panic!(
+                    "aiosmtpd exited ({status}): {err}\ninstall it with `pip install aiosmtpd` (.ci/run does)"
+                );
+            }
+            assert!(
+                Instant::now() < deadline,
+                "aiosmtpd did not start listening on {port} within 20s"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// Raw messages received so far.
+    pub fn messages(&self) -> Vec<Vec<u8>> {
+        let mut out = Vec::new();
+        for sub in ["new", "cur"] {
+            if let Ok(entries) = std::fs::read_dir(self.maildir.path().join(sub)) {
+                for e in entries.flatten() {
+                    out.push(std::fs::read(e.path()).expect("read mail"));
+                }
+            }
+        }
+        out
+    }
+}
+
+impl Drop for SmtpServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Opens the test's SQLite database directly (read-only checks).
+pub async fn sqlite(path: &Path) -> sqlx::SqlitePool {
+    let opts = sqlx::sqlite::SqliteConnectOptions::new()
+        .filename(path)
+        .read_only(true);
+    sqlx::SqlitePool::connect_with(opts)
+        .await
+        .expect("open test database")
+}
+
+pub async fn count(pool: &sqlx::SqlitePool, sql: &'static str) -> i64 {
+    use sqlx::Row;
+    sqlx::query(sql)
+        .fetch_one(pool)
+        .await
+        .expect("count query")
+        .get::<i64, _>(0)
+}
