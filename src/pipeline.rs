@@ -55,6 +55,8 @@ pub struct Collected {
     pub validators: Option<(Option<String>, Option<String>)>,
     pub items: usize,
     pub articles: Vec<NewArticle>,
+    /// Links to articles already stored, as (canonical, as linked): recorded, not fetched again.
+    pub seen_urls: Vec<(String, String)>,
     pub page_errors: Vec<String>,
 }
 
@@ -110,6 +112,7 @@ pub async fn refresh(
                     error: Some(message.clone()),
                     items: 0,
                     articles: Vec::new(),
+                    seen_urls: Vec::new(),
                     next_run,
                 })
                 .await?;
@@ -158,6 +161,7 @@ pub async fn refresh(
             error: page_error.clone(),
             items: collected.items,
             articles,
+            seen_urls: collected.seen_urls,
             next_run,
         })
         .await?;
@@ -267,14 +271,20 @@ pub async fn collect(
                     .collect();
                 let known_guids = ctx.db.known_guids(&source.id, &guids).await?;
                 let known_urls = ctx.db.known_urls(&urls).await?;
-                wanted.retain(|i| {
-                    let guid_known = i.guid.as_ref().is_some_and(|g| known_guids.contains(g));
-                    let url_known = i
-                        .url
-                        .as_ref()
-                        .is_some_and(|u| known_urls.contains(&canonical(u)));
-                    !(guid_known || url_known)
-                });
+                let (known, fresh): (Vec<FeedItem>, Vec<FeedItem>) =
+                    wanted.into_iter().partition(|i| {
+                        let guid_known = i.guid.as_ref().is_some_and(|g| known_guids.contains(g));
+                        let url_known = i
+                            .url
+                            .as_ref()
+                            .is_some_and(|u| known_urls.contains(&canonical(u)));
+                        guid_known || url_known
+                    });
+                collected.seen_urls = known
+                    .iter()
+                    .filter_map(|i| i.url.as_ref().map(|u| (canonical(u), u.to_string())))
+                    .collect();
+                wanted = fresh;
             }
             let pages = if source.full_text {
                 let urls: Vec<Option<Url>> = wanted.iter().map(|i| i.url.clone()).collect();
@@ -317,7 +327,11 @@ pub async fn collect(
             if skip_known {
                 let urls: Vec<String> = wanted.iter().map(canonical).collect();
                 let known = ctx.db.known_urls(&urls).await?;
-                wanted.retain(|u| !known.contains(&canonical(u)));
+                let (seen, fresh): (Vec<Url>, Vec<Url>) = wanted
+                    .into_iter()
+                    .partition(|u| known.contains(&canonical(u)));
+                collected.seen_urls = seen.iter().map(|u| (canonical(u), u.to_string())).collect();
+                wanted = fresh;
             }
             let urls: Vec<Option<Url>> = wanted.iter().cloned().map(Some).collect();
             let pages = fetch_pages(ctx, &urls, rules.as_ref()).await;

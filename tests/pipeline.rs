@@ -176,8 +176,11 @@ async fn legacy_arabic_charsets_are_decoded() {
             "<html lang=\"ar\"><head>{charset_meta}<title>{title}</title></head><body><article><h1>{title}</h1><p>{body}</p></article></body></html>"
         )
     };
-    let (cp1256, _, _) = encoding_rs::WINDOWS_1256.encode(&page(""));
-    let (iso, _, _) = encoding_rs::ISO_8859_6.encode(&page("<meta charset=\"iso-8859-6\">"));
+    let cp1256 = encoding_rs::WINDOWS_1256.encode(&page("")).0.into_owned();
+    let iso = encoding_rs::ISO_8859_6
+        .encode(&page("<meta charset=\"iso-8859-6\">"))
+        .0
+        .into_owned();
     let listing = "<ul class=\"posts\"><li><a href=\"/post/1/a\">1</a></li><li><a href=\"/post/2/b\">2</a></li></ul>";
     let routes = HashMap::from([
         (
@@ -187,13 +190,10 @@ async fn legacy_arabic_charsets_are_decoded() {
         // Charset only in the HTTP header.
         (
             "/post/1/a".to_string(),
-            Route::new("text/html; charset=windows-1256", cp1256.into_owned()),
+            Route::new("text/html; charset=windows-1256", cp1256),
         ),
         // Charset only in <meta>.
-        (
-            "/post/2/b".to_string(),
-            Route::new("text/html", iso.into_owned()),
-        ),
+        ("/post/2/b".to_string(), Route::new("text/html", iso)),
     ]);
     let sources = |base: &str| {
         format!(

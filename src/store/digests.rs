@@ -130,14 +130,14 @@ impl Db {
         now: DateTime<Utc>,
         force: bool,
     ) -> Result<Vec<DigestRun>, StoreError> {
-        let now = if force { DateTime::<Utc>::MAX_UTC } else { now };
         let sql = format!(
             "SELECT {RUN_COLUMNS} FROM digest_runs WHERE state = 'pending' \
-             AND (next_attempt IS NULL OR next_attempt <= $1) ORDER BY period_end, id"
+             AND ($2 OR next_attempt IS NULL OR next_attempt <= $1) ORDER BY period_end, id"
         );
         with_db!(self, pool => {
             let rows = sqlx::query(sqlx::AssertSqlSafe(sql.clone()))
                 .bind(now)
+                .bind(force)
                 .fetch_all(pool)
                 .await
                 .context("reading pending digests")?;

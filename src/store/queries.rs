@@ -48,6 +48,8 @@ pub struct RefreshWrite {
     pub error: Option<String>,
     pub items: usize,
     pub articles: Vec<(NewArticle, Vec<NewMatch>)>,
+    /// Links to stored articles seen again, as (canonical, as linked); each new form is recorded.
+    pub seen_urls: Vec<(String, String)>,
     pub next_run: Option<DateTime<Utc>>,
 }
 
@@ -304,6 +306,21 @@ impl Db {
                     .await
                     .context("recording a GUID")?;
                 }
+            }
+
+            for (canonical, raw) in &write.seen_urls {
+                sqlx::query(
+                    "INSERT INTO article_urls (url, article, source, raw_url, first_seen) \
+                     SELECT $1, article, $3, $2, $4 FROM article_urls WHERE url = $1 LIMIT 1 \
+                     ON CONFLICT (raw_url) DO NOTHING",
+                )
+                .bind(canonical)
+                .bind(raw)
+                .bind(&write.source)
+                .bind(fetched)
+                .execute(&mut *tx)
+                .await
+                .context("recording a known article's URL")?;
             }
 
             sqlx::query(

@@ -207,7 +207,8 @@ impl SmtpServer {
                 "-c",
                 "aiosmtpd.handlers.Mailbox",
             ])
-            .arg(maildir.path())
+            // aiosmtpd's Mailbox creates the Maildir (tmp/new/cur) only when the folder is missing.
+            .arg(maildir.path().join("mail"))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -245,7 +246,7 @@ impl SmtpServer {
     pub fn messages(&self) -> Vec<Vec<u8>> {
         let mut out = Vec::new();
         for sub in ["new", "cur"] {
-            if let Ok(entries) = std::fs::read_dir(self.maildir.path().join(sub)) {
+            if let Ok(entries) = std::fs::read_dir(self.maildir.path().join("mail").join(sub)) {
                 for e in entries.flatten() {
                     out.push(std::fs::read(e.path()).expect("read mail"));
                 }
