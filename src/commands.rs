@@ -552,6 +552,7 @@ async fn extract(target: &str, as_json: bool) -> Result<ExitCode> {
             concurrency: 1,
             per_host: 1,
             max_redirects: 5,
+            ..marsad::fetch::HttpOptions::default()
         })?;
         match fetcher.get(&url, None).await? {
             marsad::fetch::FetchOutcome::Fetched(page) => (page.text, page.url),
