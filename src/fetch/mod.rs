@@ -1173,4 +1173,190 @@ mod tests {
         .unwrap_err();
         assert!(err.to_string().contains("[http].per_host"));
     }
+
+    fn polite_fetcher(min_delay: Duration) -> Fetcher {
+        Fetcher::new(HttpOptions {
+            user_agent: "marsad-test/1.0 (+https://example.org)".into(),
+            timeout: Duration::from_secs(3),
+            max_body: 64 * 1024,
+            concurrency: 4,
+            per_host: 2,
+            max_redirects: 3,
+            min_delay,
+            robots: true,
+        })
+        .unwrap()
+    }
+
+    /// A server that logs every path it is asked for.
+    async fn logging_serve<F>(answer: F) -> (SocketAddr, Arc<Mutex<Vec<(String, Instant)>>>)
+    where
+        F: Fn(&str, usize) -> Reply + Clone + Send + Sync + 'static,
+    {
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let task_log = log.clone();
+        let addr = serve(move |req: Request<Incoming>| {
+            let (log, answer) = (task_log.clone(), answer.clone());
+            async move {
+                let path = req.uri().path().to_string();
+                let nth = {
+                    let mut log = log.lock().unwrap();
+                    log.push((path.clone(), Instant::now()));
+                    log.iter().filter(|(p, _)| *p == path).count()
+                };
+                answer(&path, nth)
+            }
+        })
+        .await;
+        (addr, log)
+    }
+
+    fn paths(log: &Mutex<Vec<(String, Instant)>>) -> Vec<String> {
+        log.lock().unwrap().iter().map(|(p, _)| p.clone()).collect()
+    }
+
+    #[tokio::test]
+    async fn robots_txt_disallow_is_honoured_and_read_once_per_host() {
+        let (addr, log) = logging_serve(|path, _| match path {
+            "/robots.txt" => reply(
+                200,
+                &[("content-type", "text/plain")],
+                "User-agent: *\nDisallow: /private/\n\nUser-agent: otherbot\nDisallow: /\n",
+            ),
+            _ => reply(200, &[("content-type", "text/html")], "<p>ok</p>"),
+        })
+        .await;
+        let f = polite_fetcher(Duration::ZERO);
+        page(f.get(&url(addr, "/news/1"), None).await.unwrap());
+        let err = f.get(&url(addr, "/private/2"), None).await.unwrap_err();
+        assert!(matches!(err, FetchError::Disallowed { .. }), "{err}");
+        assert!(err.is_skip() && !err.is_transient());
+        let message = err.to_string();
+        assert!(
+            message.contains(&format!("GET http://{addr}/private/2"))
+                && message.contains(&format!("http://{addr}/robots.txt")),
+            "{message}"
+        );
+        page(f.get(&url(addr, "/news/3"), None).await.unwrap());
+        assert_eq!(paths(&log), ["/robots.txt", "/news/1", "/news/3"]);
+    }
+
+    #[tokio::test]
+    async fn missing_robots_txt_allows_and_a_failing_one_stops_the_host() {
+        let (addr, _log) = logging_serve(|path, _| match path {
+            "/robots.txt" => reply(404, &[], "no"),
+            _ => reply(200, &[], "ok"),
+        })
+        .await;
+        let f = polite_fetcher(Duration::ZERO);
+        page(f.get(&url(addr, "/a"), None).await.unwrap());
+
+        let (addr, log) = logging_serve(|path, nth| match path {
+            // Down at first, fixed later: the failure is not cached.
+            "/robots.txt" if nth == 1 => reply(503, &[], "down"),
+            "/robots.txt" => reply(200, &[], "User-agent: *\nAllow: /\n"),
+            _ => reply(200, &[], "ok"),
+        })
+        .await;
+        let err = f.get(&url(addr, "/a"), None).await.unwrap_err();
+        assert!(matches!(err, FetchError::RobotsUnreachable { .. }), "{err}");
+        assert!(err.is_transient(), "retried on a later refresh");
+        page(f.get(&url(addr, "/a"), None).await.unwrap());
+        assert_eq!(paths(&log), ["/robots.txt", "/robots.txt", "/a"]);
+    }
+
+    #[tokio::test]
+    async fn requests_to_one_host_start_min_delay_apart() {
+        let (addr, log) = logging_serve(|_, _| reply(200, &[], "ok")).await;
+        let f = Fetcher::new(HttpOptions {
+            min_delay: Duration::from_millis(150),
+            robots: false,
+            ..HttpOptions::default()
+        })
+        .unwrap();
+        // Concurrent requests too: the delay is reserved per host, not per task.
+        let tasks: Vec<_> = (0..4)
+            .map(|i| {
+                let f = f.clone();
+                let u = url(addr, &format!("/{i}"));
+                tokio::spawn(async move { f.get(&u, None).await.map(|_| ()) })
+            })
+            .collect();
+        for t in tasks {
+            t.await.unwrap().unwrap();
+        }
+        let mut times: Vec<Instant> = log.lock().unwrap().iter().map(|(_, t)| *t).collect();
+        times.sort();
+        assert_eq!(times.len(), 4);
+        for pair in times.windows(2) {
+            let gap = pair[1] - pair[0];
+            assert!(gap >= Duration::from_millis(140), "requests {gap:?} apart");
+        }
+    }
+
+    #[tokio::test]
+    async fn short_retry_after_is_waited_out_and_retried_once() {
+        let (addr, log) = logging_serve(|path, nth| match (path, nth) {
+            ("/busy", 1) => reply(429, &[("retry-after", "1")], "slow down"),
+            ("/busy", _) => reply(200, &[], "fine now"),
+            ("/down", _) => reply(503, &[("retry-after", "1")], "down"),
+            ("/later", _) => reply(503, &[("retry-after", "3600")], "down"),
+            _ => reply(404, &[], ""),
+        })
+        .await;
+        let f = polite_fetcher(Duration::ZERO);
+        let started = Instant::now();
+        let got = page(f.get(&url(addr, "/busy"), None).await.unwrap());
+        assert_eq!(got.text, "fine now");
+        assert!(started.elapsed() >= Duration::from_secs(1));
+
+        // Still failing after the one retry: the error keeps the server's wish.
+        let err = f.get(&url(addr, "/down"), None).await.unwrap_err();
+        assert_eq!(err.retry_after(), Some(Duration::from_secs(1)));
+
+        // Longer than the timeout: not waited for here, handed to the scheduler.
+        let started = Instant::now();
+        let err = f.get(&url(addr, "/later"), None).await.unwrap_err();
+        assert_eq!(err.retry_after(), Some(Duration::from_secs(3600)));
+        assert!(started.elapsed() < Duration::from_secs(1));
+        let p = paths(&log);
+        assert_eq!(p.iter().filter(|p| *p == "/busy").count(), 2);
+        assert_eq!(p.iter().filter(|p| *p == "/down").count(), 2);
+        assert_eq!(p.iter().filter(|p| *p == "/later").count(), 1);
+    }
+
+    #[tokio::test]
+    async fn article_pages_that_are_not_web_pages_are_refused() {
+        let addr = serve(|req: Request<Incoming>| async move {
+            match req.uri().path() {
+                "/report.pdf" => reply(
+                    200,
+                    &[("content-type", "application/pdf")],
+                    vec![b'%'; 60_000],
+                ),
+                "/photo" => reply(200, &[("content-type", "image/jpeg")], "jpeg"),
+                "/story" => reply(
+                    200,
+                    &[("content-type", "application/xhtml+xml; charset=utf-8")],
+                    "<p>x</p>",
+                ),
+                _ => reply(200, &[], "<p>no content type</p>"),
+            }
+        })
+        .await;
+        let f = fetcher();
+        for path in ["/report.pdf", "/photo"] {
+            let err = f.get_html(&url(addr, path)).await.unwrap_err();
+            assert!(matches!(err, FetchError::NotHtml { .. }), "{err}");
+            assert!(err.is_skip());
+            assert!(err.to_string().contains("is not a web page"), "{err}");
+        }
+        assert_eq!(
+            f.get_html(&url(addr, "/story")).await.unwrap().text,
+            "<p>x</p>"
+        );
+        assert!(f.get_html(&url(addr, "/untyped")).await.is_ok());
+        // Plain `get` (feeds, sitemaps) takes anything.
+        assert!(f.get(&url(addr, "/photo"), None).await.is_ok());
+    }
 }
