@@ -632,7 +632,7 @@ async fn collect_sitemap(
                     continue;
                 }
                 children.retain(|c| c.lastmod.is_none_or(|m| m >= cutoff));
-                children.sort_by(|a, b| b.lastmod.cmp(&a.lastmod));
+                children.sort_by_key(|c| std::cmp::Reverse(c.lastmod));
                 for child in children.into_iter().take(MAX_CHILD_SITEMAPS) {
                     let parsed = match ctx.fetcher.get_bytes(&child.url).await {
                         Ok(b) => extract::sitemap::decompress(&b.bytes, limit)
@@ -650,7 +650,7 @@ async fn collect_sitemap(
     }
     entries.retain(|e| e.date().is_none_or(|d| d >= cutoff));
     // Newest first; undated entries after the dated ones, in sitemap order.
-    entries.sort_by(|a, b| b.date().cmp(&a.date()));
+    entries.sort_by_key(|e| std::cmp::Reverse(e.date()));
     let mut seen = HashSet::new();
     let targets: Vec<Target> = entries
         .into_iter()
@@ -816,4 +816,20 @@ pub async fn refresh_all(
         .buffered(ctx.settings.http.concurrency.max(1))
         .collect()
         .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_per_failure_and_stops_at_a_day() {
+        let half_hour = chrono::TimeDelta::minutes(30);
+        let got: Vec<i64> = (1..=8)
+            .map(|n| backoff_delay(half_hour, n).num_minutes())
+            .collect();
+        assert_eq!(got, [30, 60, 120, 240, 480, 960, 1440, 1440]);
+        assert_eq!(backoff_delay(half_hour, i64::MAX), MAX_BACKOFF);
+        assert_eq!(backoff_delay(chrono::TimeDelta::hours(48), 1), MAX_BACKOFF);
+    }
 }

@@ -82,12 +82,7 @@ pub fn parse(xml: &[u8], base: &Url) -> Result<Sitemap, SitemapError> {
     let mut path: Vec<String> = Vec::new();
     let mut children = Vec::new();
     let mut entries = Vec::new();
-    let mut current: Option<(
-        Option<String>,
-        Option<String>,
-        Option<String>,
-        Option<String>,
-    )> = None;
+    let mut current: Option<Fields> = None;
     loop {
         let event = reader
             .read_event_into(&mut buf)
@@ -179,7 +174,7 @@ fn store_text(path: &[String], current: &mut Option<Fields>, text: String) {
     let Some((loc, lastmod, published, title)) = current.as_mut() else {
         return;
     };
-    let target = match &path[..] {
+    let target = match path {
         [_, _, leaf] if leaf == "loc" => loc,
         [_, _, leaf] if leaf == "lastmod" => lastmod,
         [_, _, news, leaf] if news == "news" && leaf == "publication_date" => published,

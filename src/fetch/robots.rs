@@ -78,11 +78,14 @@ pub fn robots_url(url: &Url) -> Option<Url> {
     url.join("/robots.txt").ok()
 }
 
+/// One origin's cached rules and when they were fetched.
+type Slot = Arc<tokio::sync::Mutex<Option<(Instant, Rules)>>>;
+
 /// Origin → rules, one lock per origin so concurrent first requests to a host wait for one
 /// robots.txt fetch instead of each making their own.
 #[derive(Default)]
 pub struct Cache {
-    origins: Mutex<HashMap<String, Arc<tokio::sync::Mutex<Option<(Instant, Rules)>>>>>,
+    origins: Mutex<HashMap<String, Slot>>,
 }
 
 impl Cache {
