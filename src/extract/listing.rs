@@ -204,7 +204,7 @@ const ARTICLE_SCORE: i32 = 4;
 ///   `contact`, `login`, `search`, `feed`, `page`, … see `NON_ARTICLE_SEGMENTS`);
 /// - not an asset or download (`.jpg`, `.css`, `.pdf`, `.xml`, … see `ASSET_EXTENSIONS`).
 ///
-/// Then it is scored (half-points doubled to integers), and kept at 4 or more:
+/// Then it is scored, and kept at 4 or more:
 /// - a date in the path (`/2024/05/`, `/2024-05-28/`, `/20240528/`): +4;
 /// - a numeric id segment of 3+ digits (`/4101/`, `/8801.html`, `/article-123456`): +3;
 /// - a slug segment of 3+ words joined by `-` or `_` (Arabic or Latin), or of 25+ letters: +3;
@@ -212,8 +212,7 @@ const ARTICLE_SCORE: i32 = 4;
 /// - a segment such as `post`, `article`, `story`, `news` in front of it: +1;
 /// - a page ending (`.html`, `.htm`, `.php`, `.aspx`): +1;
 /// - path depth of 2 or more segments: +1; a single short segment without digits: -2;
-/// - link text of 4+ words or 25+ characters (a headline): +2; 1–2 short words: -1;
-/// - a query string as the only difference to another candidate is ignored (deduplicated).
+/// - link text of 4+ words or 25+ characters (a headline): +2; 1–2 short words: -1.
 ///
 /// `/post/4101/موسكو-تستقبل-وفدا` scores 3+3+1+1+2 = 10; `/category/lebanon` and `/about` are
 /// excluded outright; `/en/kremlin-call.html` with a headline scores 1+1+1+2 = 5.
@@ -546,5 +545,28 @@ mod tests {
             ]
         );
         assert!(feed_links(include_str!("../../seeds/demo/site/index.html"), &base()).is_empty());
+    }
+
+    #[test]
+    fn documented_scores_hold() {
+        let page = Url::parse("https://x.example/").unwrap();
+        let score = |path: &str, text: &str| article_score(&page.join(path).unwrap(), &page, text);
+        assert_eq!(
+            score(
+                "/post/4101/موسكو-تستقبل-وفدا",
+                "موسكو تستقبل وفداً إسرائيلياً"
+            ),
+            Some(10)
+        );
+        assert_eq!(
+            score(
+                "/en/kremlin-call.html",
+                "Kremlin confirms a call with Netanyahu"
+            ),
+            Some(5)
+        );
+        assert_eq!(score("/category/lebanon", "لبنان"), None);
+        assert_eq!(score("/about", "About"), None);
+        assert!(score("/live", "Live").is_some_and(|s| s < ARTICLE_SCORE));
     }
 }

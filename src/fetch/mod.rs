@@ -263,6 +263,8 @@ struct Inner {
     per_host: Mutex<HashMap<String, Arc<Semaphore>>>,
     /// Per host: the earliest time the next request may start (`[http].min_delay` apart).
     next_start: Mutex<HashMap<String, Instant>>,
+    /// Per host: a robots.txt `Crawl-delay` longer than `[http].min_delay`.
+    crawl_delay: Mutex<HashMap<String, Duration>>,
     /// robots.txt rules per origin.
     robots: robots::Cache,
 }
@@ -369,6 +371,7 @@ impl Fetcher {
                 in_flight: Arc::new(Semaphore::new(opts.concurrency)),
                 per_host: Mutex::new(HashMap::new()),
                 next_start: Mutex::new(HashMap::new()),
+                crawl_delay: Mutex::new(HashMap::new()),
                 robots: robots::Cache::default(),
                 opts,
             }),
@@ -558,22 +561,33 @@ impl Fetcher {
         }
     }
 
-    /// A site's `Crawl-delay` larger than `[http].min_delay` pushes this host's next start out.
+    /// Remembers a site's `Crawl-delay` when it is longer than `[http].min_delay`.
     fn raise_host_delay(&self, url: &Url, delay: Duration) {
-        let extra = delay.saturating_sub(self.inner.opts.min_delay);
-        if extra.is_zero() {
+        if delay <= self.inner.opts.min_delay {
             return;
         }
-        let mut next = self
+        let mut delays = self
             .inner
-            .next_start
+            .crawl_delay
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
-        if let Some(at) = next.get_mut(&Self::host_key(url)) {
-            let wanted = *at + extra;
-            let limit = Instant::now() + delay;
-            *at = wanted.min(limit).max(*at);
+        if delays.len() >= HOST_TABLE_PRUNE_AT {
+            delays.clear();
         }
+        delays.insert(Self::host_key(url), delay);
+    }
+
+    /// Time between two request starts to this host.
+    fn host_delay(&self, key: &str) -> Duration {
+        let crawl = self
+            .inner
+            .crawl_delay
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .get(key)
+            .copied()
+            .unwrap_or_default();
+        crawl.max(self.inner.opts.min_delay)
     }
 
     async fn host_permit(&self, url: &Url) -> Result<OwnedSemaphorePermit, FetchError> {
@@ -597,6 +611,7 @@ impl Fetcher {
         let permit = semaphore.acquire_owned().await.map_err(|_| closed(url))?;
         // Reserve this request's start time: the host's next free slot, then move the slot on
         // by min_delay. Reserving under the lock spaces concurrent requests correctly.
+        let delay = self.host_delay(&key);
         let wait = {
             let mut next = self
                 .inner
@@ -612,7 +627,7 @@ impl Fetcher {
                 .copied()
                 .filter(|at| *at > now)
                 .unwrap_or(now);
-            next.insert(key, start + self.inner.opts.min_delay);
+            next.insert(key, start + delay);
             start - now
         };
         if !wait.is_zero() {
@@ -1358,5 +1373,33 @@ mod tests {
         assert!(f.get_html(&url(addr, "/untyped")).await.is_ok());
         // Plain `get` (feeds, sitemaps) takes anything.
         assert!(f.get(&url(addr, "/photo"), None).await.is_ok());
+    }
+
+    #[tokio::test]
+    async fn crawl_delay_spaces_requests_more_than_min_delay() {
+        let (addr, log) = logging_serve(|path, _| match path {
+            "/robots.txt" => reply(200, &[], "User-agent: *\nCrawl-delay: 0.3\n"),
+            _ => reply(200, &[], "ok"),
+        })
+        .await;
+        let f = polite_fetcher(Duration::ZERO);
+        for i in 0..3 {
+            page(f.get(&url(addr, &format!("/{i}")), None).await.unwrap());
+        }
+        let times: Vec<Instant> = log
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(p, _)| p != "/robots.txt")
+            .map(|(_, t)| *t)
+            .collect();
+        assert_eq!(times.len(), 3);
+        for pair in times.windows(2) {
+            assert!(
+                pair[1] - pair[0] >= Duration::from_millis(290),
+                "{:?}",
+                pair[1] - pair[0]
+            );
+        }
     }
 }
