@@ -157,6 +157,10 @@ const NON_ARTICLE_SEGMENTS: &[&str] = &[
     "donate",
 ];
 
+/// Parts of a segment that mark taxonomy pages however they are spelled (`newssection`,
+/// `subcategory`, `tag-list`).
+const NON_ARTICLE_PARTS: &[&str] = &["section", "category", "categories", "tag-", "trend"];
+
 /// File endings of assets and downloads, never article pages.
 const ASSET_EXTENSIONS: &[&str] = &[
     "jpg", "jpeg", "png", "gif", "webp", "svg", "ico", "bmp", "avif", "css", "js", "json", "xml",
@@ -201,7 +205,8 @@ const ARTICLE_SCORE: i32 = 4;
 /// - not the listing page itself and not the site root;
 /// - not inside `<nav>`, `<footer>` or `role="navigation"` (menus link sections, not stories);
 /// - no path segment naming a non-article page (`tag`, `category`, `author`, `about`,
-///   `contact`, `login`, `search`, `feed`, `page`, … see `NON_ARTICLE_SEGMENTS`);
+///   `contact`, `login`, `search`, `feed`, `page`, … see `NON_ARTICLE_SEGMENTS`), nor one
+///   containing `section`, `category`, `tag-` or `trend` (`newssection`, `subcategory`);
 /// - not an asset or download (`.jpg`, `.css`, `.pdf`, `.xml`, … see `ASSET_EXTENSIONS`).
 ///
 /// Then it is scored, and kept at 4 or more:
@@ -285,10 +290,10 @@ fn article_score(url: &Url, page: &Url, text: &str) -> Option<i32> {
         return None;
     }
     let lower: Vec<String> = segments.iter().map(|s| s.to_lowercase()).collect();
-    if lower
-        .iter()
-        .any(|s| NON_ARTICLE_SEGMENTS.contains(&s.as_str()))
-    {
+    if lower.iter().any(|s| {
+        NON_ARTICLE_SEGMENTS.contains(&s.as_str())
+            || NON_ARTICLE_PARTS.iter().any(|part| s.contains(part))
+    }) {
         return None;
     }
     let last = lower.last().map(String::as_str).unwrap_or("");
