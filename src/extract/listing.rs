@@ -119,6 +119,8 @@ const NON_ARTICLE_SEGMENTS: &[&str] = &[
     "authors",
     "writer",
     "writers",
+    "editor",
+    "editors",
     "about",
     "about-us",
     "contact",
