@@ -506,11 +506,15 @@ async fn sources_test(config: &Path, id: &str, as_json: bool) -> Result<ExitCode
     let ctx = loaded.context(&db);
     let collected = pipeline::collect(&ctx, &source, None, false).await?;
     let mut out = std::io::stdout().lock();
+    if !as_json && let Some(via) = &collected.via {
+        writeln!(out, "using {via}")?;
+    }
     for a in &collected.articles {
         if as_json {
             let line = json!({
                 "source": a.source, "url": a.url, "title": a.title, "published": rfc3339(a.published),
                 "language": a.language, "body_chars": a.body.chars().count(), "body": a.body,
+                "via": collected.via,
             });
             writeln!(out, "{line}")?;
         } else {
@@ -529,6 +533,17 @@ async fn sources_test(config: &Path, id: &str, as_json: bool) -> Result<ExitCode
     }
     for e in &collected.page_errors {
         eprintln!("page error: {e}");
+    }
+    for note in &collected.notes {
+        eprintln!("note: {note}");
+    }
+    for (url, reason) in &collected.skipped {
+        // stderr under --json, so stdout stays one article per line.
+        if as_json {
+            eprintln!("skipped {url}: {reason}");
+        } else {
+            writeln!(out, "skipped {url}: {reason}")?;
+        }
     }
     if !as_json {
         writeln!(
@@ -552,6 +567,7 @@ async fn extract(target: &str, as_json: bool) -> Result<ExitCode> {
             concurrency: 1,
             per_host: 1,
             max_redirects: 5,
+            ..marsad::fetch::HttpOptions::default()
         })?;
         match fetcher.get(&url, None).await? {
             marsad::fetch::FetchOutcome::Fetched(page) => (page.text, page.url),

@@ -51,6 +51,8 @@ impl Loaded {
             concurrency: settings.http.concurrency,
             per_host: settings.http.per_host,
             max_redirects: settings.http.max_redirects,
+            min_delay: settings.http.min_delay,
+            robots: settings.http.robots,
         })
         .map_err(|e| e.to_string())?;
         let mailer = crate::deliver::mailer_from_settings(&settings.mail, settings.http.timeout)
@@ -107,7 +109,7 @@ pub async fn run(
     db.sync_sources(&source_infos(&loaded.settings)).await?;
     let mut next_source = initial_source_times(&db, &loaded.settings).await?;
     let mut next_digest = initial_digest_times(&db, &loaded.settings).await?;
-    let mut inflight: JoinSet<String> = JoinSet::new();
+    let mut inflight: JoinSet<(String, Option<DateTime<Utc>>)> = JoinSet::new();
     let mut running: HashSet<String> = HashSet::new();
     let mut next_retry = Utc::now();
 
@@ -128,10 +130,15 @@ pub async fn run(
                 let (ctx, task_source, cancel) =
                     (loaded.context(&db), source.clone(), cancel.child_token());
                 inflight.spawn(async move {
-                    if let Err(e) = pipeline::refresh(&ctx, &task_source, &cancel).await {
-                        tracing::error!(source = %task_source.id, error = %e, "could not store a refresh");
-                    }
-                    task_source.id
+                    // The refresh says when it is due again (later than scheduled when it backs off).
+                    let next = match pipeline::refresh(&ctx, &task_source, &cancel).await {
+                        Ok(report) => report.next_run,
+                        Err(e) => {
+                            tracing::error!(source = %task_source.id, error = %e, "could not store a refresh");
+                            None
+                        }
+                    };
+                    (task_source.id, next)
                 });
                 next_source.insert(source.id.clone(), DateTime::<Utc>::MAX_UTC);
             }
@@ -206,10 +213,11 @@ pub async fn run(
                 notify(&[sd_notify::NotifyState::Ready]);
             }
             Some(done) = inflight.join_next(), if !inflight.is_empty() => {
-                if let Ok(id) = done {
+                if let Ok((id, reported)) = done {
                     running.remove(&id);
                     if let Some(source) = loaded.settings.sources.iter().find(|s| s.id == id) {
-                        let next = pipeline::next_run(&loaded.settings, source, Utc::now())
+                        let next = reported
+                            .or_else(|| pipeline::next_run(&loaded.settings, source, Utc::now()))
                             .unwrap_or(DateTime::<Utc>::MAX_UTC);
                         next_source.insert(id, next);
                     }

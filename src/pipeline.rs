@@ -5,9 +5,15 @@
 //! normalize and key every article, match it against all watchlists, and write everything in one
 //! transaction. A fetch error is not an `Err`: it is recorded against the source and reported, so
 //! one broken source never stops the others. Only a store failure is returned as an error.
+//!
+//! A source that keeps failing backs off: its next run is pushed out to poll interval ×
+//! 2^(failures−1), capped at a day, and never before a `Retry-After` the server asked for.
+//! Pages that were deliberately not fetched (robots.txt, not a web page) are *skipped*, not
+//! failed: they are recorded with their reason and do not make the source retry.
 
 use std::collections::HashSet;
 use std::sync::Arc;
+use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use futures_util::StreamExt;
@@ -19,7 +25,7 @@ use crate::fetch::{Conditional, FetchError, FetchOutcome, Fetcher};
 use crate::matcher::Matcher;
 use crate::model::{Field, NewArticle, NewMatch};
 use crate::normalize;
-use crate::settings::{Settings, SourceConfig, SourceKind};
+use crate::settings::{DEFAULT_SITEMAP_MAX_AGE, Settings, SourceConfig, SourceKind};
 use crate::store::{Db, RefreshWrite, StoreError};
 
 /// Everything a refresh needs; cheap to clone.
@@ -45,6 +51,10 @@ pub struct RefreshReport {
     pub matches: usize,
     /// Article pages that could not be fetched; they are retried on the next refresh.
     pub page_errors: Vec<String>,
+    /// Pages deliberately not fetched, with the reason (robots.txt, content type).
+    pub skipped: Vec<String>,
+    /// When the source is due again (after backoff when it failed).
+    pub next_run: Option<DateTime<Utc>>,
 }
 
 /// Articles a source yields right now, before anything is stored.
@@ -58,6 +68,14 @@ pub struct Collected {
     /// Links to articles already stored, as (canonical, as linked): recorded, not fetched again.
     pub seen_urls: Vec<(String, String)>,
     pub page_errors: Vec<String>,
+    /// Pages not fetched on purpose, as (URL, reason): disallowed by robots.txt, not a web page.
+    pub skipped: Vec<(String, String)>,
+    /// How the articles were found when the source did not say (an advertised feed, the link
+    /// heuristics), for `sources test`.
+    pub via: Option<String>,
+    /// Things worth telling the user that did not stop the refresh (an advertised feed that
+    /// could not be used, a child sitemap that failed).
+    pub notes: Vec<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -90,13 +108,18 @@ pub async fn refresh(
         collected = collect(ctx, source, conditional.as_ref(), true) => collected,
     };
     let finished = Utc::now();
-    let next_run = next_run(&ctx.settings, source, finished);
 
     let collected = match collected {
         Ok(c) => c,
         Err(CollectError::Store(e)) => return Err(e),
         Err(e) => {
             let message = e.to_string();
+            let failures = state.as_ref().map_or(0, |s| s.consecutive_failures) + 1;
+            let retry_after = match &e {
+                CollectError::Fetch(f) => f.retry_after(),
+                _ => None,
+            };
+            let next_run = backoff_next_run(&ctx.settings, source, finished, failures, retry_after);
             tracing::warn!(source = %source.id, error = %message, "refresh failed");
             ctx.db
                 .commit_refresh(RefreshWrite {
@@ -118,10 +141,22 @@ pub async fn refresh(
                 .await?;
             let mut report = RefreshReport::empty(&source.id, "error");
             report.error = Some(message);
+            report.next_run = next_run;
             return Ok(report);
         }
     };
 
+    let next_run = next_run(&ctx.settings, source, finished);
+    if !collected.skipped.is_empty() {
+        ctx.db
+            .record_skipped(&source.id, &collected.skipped, finished)
+            .await?;
+    }
+    let skipped: Vec<String> = collected
+        .skipped
+        .iter()
+        .map(|(url, reason)| format!("{url}: {reason}"))
+        .collect();
     let outcome = if collected.not_modified {
         "not_modified"
     } else {
@@ -135,13 +170,22 @@ pub async fn refresh(
             (a, matches)
         })
         .collect();
-    let page_error = (!collected.page_errors.is_empty()).then(|| {
-        format!(
+    let mut warnings = Vec::new();
+    if !collected.page_errors.is_empty() {
+        warnings.push(format!(
             "{} article page(s) failed, will retry: {}",
             collected.page_errors.len(),
             collected.page_errors.join("; ")
-        )
-    });
+        ));
+    }
+    if !skipped.is_empty() {
+        warnings.push(format!(
+            "{} page(s) skipped: {}",
+            skipped.len(),
+            skipped.join("; ")
+        ));
+    }
+    let page_error = (!warnings.is_empty()).then(|| warnings.join(" | "));
     // Keep the old validators while some pages failed, so the next refresh does not get a 304
     // for the listing and skip the pages that still need fetching.
     let validators = if collected.page_errors.is_empty() {
@@ -182,6 +226,8 @@ pub async fn refresh(
         known_articles: stored.known,
         matches: stored.matches,
         page_errors: collected.page_errors,
+        skipped,
+        next_run,
     })
 }
 
@@ -196,6 +242,8 @@ impl RefreshReport {
             known_articles: 0,
             matches: 0,
             page_errors: Vec::new(),
+            skipped: Vec::new(),
+            next_run: None,
         }
     }
 }
@@ -208,6 +256,45 @@ pub fn next_run(
 ) -> Option<DateTime<Utc>> {
     let schedule = source.poll.as_ref().unwrap_or(&settings.schedule.poll);
     schedule.next_after(after, settings.schedule.timezone)
+}
+
+/// Longest a failing source is left alone.
+pub const MAX_BACKOFF: chrono::TimeDelta = chrono::TimeDelta::hours(24);
+
+/// Wait after the `failures`-th consecutive failure: `interval` × 2^(failures−1), capped at
+/// [`MAX_BACKOFF`].
+pub fn backoff_delay(interval: chrono::TimeDelta, failures: i64) -> chrono::TimeDelta {
+    let doublings = u32::try_from(failures.saturating_sub(1))
+        .unwrap_or(u32::MAX)
+        .min(20);
+    interval
+        .checked_mul(1 << doublings)
+        .unwrap_or(MAX_BACKOFF)
+        .min(MAX_BACKOFF)
+}
+
+/// When a source that just failed for the `failures`-th time in a row is due again: its
+/// scheduled run, pushed out by [`backoff_delay`] of its poll interval, and never before the
+/// server's `Retry-After`.
+pub fn backoff_next_run(
+    settings: &Settings,
+    source: &SourceConfig,
+    after: DateTime<Utc>,
+    failures: i64,
+    retry_after: Option<Duration>,
+) -> Option<DateTime<Utc>> {
+    let scheduled = next_run(settings, source, after)?;
+    let interval = next_run(settings, source, scheduled)
+        .map(|n| n - scheduled)
+        .unwrap_or(scheduled - after);
+    let backed_off = after + backoff_delay(interval, failures);
+    let asked = retry_after
+        .and_then(|d| chrono::TimeDelta::from_std(d).ok())
+        .map(|d| after + d);
+    [Some(scheduled), Some(backed_off), asked]
+        .into_iter()
+        .flatten()
+        .max()
 }
 
 /// Runs every watchlist over an article's fields.
@@ -238,6 +325,10 @@ pub async fn collect(
     conditional: Option<&Conditional>,
     skip_known: bool,
 ) -> Result<Collected, CollectError> {
+    let rules = article_rules(source)?;
+    if source.kind == SourceKind::Sitemap {
+        return collect_sitemap(ctx, source, rules.as_ref(), skip_known).await;
+    }
     let page = match ctx.fetcher.get(&source.url, conditional).await? {
         FetchOutcome::NotModified => {
             return Ok(Collected {
@@ -248,111 +339,342 @@ pub async fn collect(
         }
         FetchOutcome::Fetched(page) => page,
     };
-    let rules = article_rules(source)?;
     let mut collected = Collected {
         http_status: Some(page.status),
         validators: Some((page.etag.clone(), page.last_modified.clone())),
         ..Collected::default()
     };
 
-    match source.kind {
-        SourceKind::Feed => {
+    match (&source.links, source.kind) {
+        (_, SourceKind::Feed) => {
             let items = extract::feed::parse_feed(&page.text, &page.url).map_err(|e| CollectError::Parse {
                 url: page.url.to_string(),
                 message: format!("{e}; check that [source] url of \"{}\" points at an RSS, Atom or JSON feed", source.id),
             })?;
-            collected.items = items.len();
-            let mut wanted: Vec<FeedItem> = items;
-            if skip_known {
-                let guids: Vec<String> = wanted.iter().filter_map(|i| i.guid.clone()).collect();
-                let urls: Vec<String> = wanted
-                    .iter()
-                    .filter_map(|i| i.url.as_ref().map(canonical))
-                    .collect();
-                let known_guids = ctx.db.known_guids(&source.id, &guids).await?;
-                let known_urls = ctx.db.known_urls(&urls).await?;
-                let (known, fresh): (Vec<FeedItem>, Vec<FeedItem>) =
-                    wanted.into_iter().partition(|i| {
-                        let guid_known = i.guid.as_ref().is_some_and(|g| known_guids.contains(g));
-                        let url_known = i
-                            .url
-                            .as_ref()
-                            .is_some_and(|u| known_urls.contains(&canonical(u)));
-                        guid_known || url_known
-                    });
-                collected.seen_urls = known
-                    .iter()
-                    .filter_map(|i| i.url.as_ref().map(|u| (canonical(u), u.to_string())))
-                    .collect();
-                wanted = fresh;
-            }
-            let pages = if source.full_text {
-                let urls: Vec<Option<Url>> = wanted.iter().map(|i| i.url.clone()).collect();
-                fetch_pages(ctx, &urls, rules.as_ref()).await
-            } else {
-                wanted.iter().map(|_| None).collect()
-            };
-            for (item, item_page) in wanted.into_iter().zip(pages) {
-                let extracted = match item_page {
-                    Some(Ok(e)) => Some(e),
-                    Some(Err(e)) => {
-                        collected.page_errors.push(e);
-                        // Keep the feed's own text rather than drop the item.
-                        None
-                    }
-                    None => None,
-                };
-                collected.articles.push(from_feed_item(
-                    source,
-                    &page_url_fallback(&page.url, &item),
-                    item,
-                    extracted,
-                ));
-            }
+            collect_feed_items(
+                ctx,
+                source,
+                &page.url,
+                items,
+                source.full_text,
+                rules.as_ref(),
+                skip_known,
+                &mut collected,
+            )
+            .await?;
         }
-        SourceKind::Html | SourceKind::Sitemap => {
-            let links = match &source.links {
-                Some(css) => {
-                    let selector =
-                        extract::parse_selector(css).map_err(|message| CollectError::Parse {
-                            url: source.url.to_string(),
-                            message: format!("bad links selector: {message}"),
-                        })?;
-                    extract::listing::article_links(&page.text, &page.url, &selector)
-                }
-                None => Vec::new(),
-            };
-            collected.items = links.len();
-            let mut wanted = links;
-            if skip_known {
-                let urls: Vec<String> = wanted.iter().map(canonical).collect();
-                let known = ctx.db.known_urls(&urls).await?;
-                let (seen, fresh): (Vec<Url>, Vec<Url>) = wanted
-                    .into_iter()
-                    .partition(|u| known.contains(&canonical(u)));
-                collected.seen_urls = seen.iter().map(|u| (canonical(u), u.to_string())).collect();
-                wanted = fresh;
-            }
-            let urls: Vec<Option<Url>> = wanted.iter().cloned().map(Some).collect();
-            let pages = fetch_pages(ctx, &urls, rules.as_ref()).await;
-            for (url, page) in wanted.into_iter().zip(pages) {
-                match page {
-                    Some(Ok(extracted)) => {
-                        if extracted.title.trim().is_empty() && extracted.body.trim().is_empty() {
-                            collected.page_errors.push(format!(
-                                "{url}: no title or text found; check [source.article] selectors"
-                            ));
-                            continue;
-                        }
-                        collected.articles.push(from_page(source, &url, extracted));
+        (Some(css), _) => {
+            let selector = extract::parse_selector(css).map_err(|message| CollectError::Parse {
+                url: source.url.to_string(),
+                message: format!("bad links selector: {message}"),
+            })?;
+            let links = extract::listing::article_links(&page.text, &page.url, &selector);
+            let targets = links.into_iter().map(Target::from).collect();
+            collect_pages(
+                ctx,
+                source,
+                targets,
+                rules.as_ref(),
+                skip_known,
+                &mut collected,
+            )
+            .await?;
+        }
+        (None, _) => {
+            // No selector: the feed the page advertises, if one works, else the heuristics.
+            for feed_url in extract::listing::feed_links(&page.text, &page.url)
+                .into_iter()
+                .take(3)
+            {
+                let feed = match ctx.fetcher.get(&feed_url, None).await {
+                    Ok(FetchOutcome::Fetched(feed)) => feed,
+                    Ok(FetchOutcome::NotModified) => continue,
+                    Err(e) => {
+                        collected
+                            .notes
+                            .push(format!("advertised feed not used: {e}"));
+                        continue;
                     }
-                    Some(Err(e)) => collected.page_errors.push(e),
-                    None => {}
+                };
+                match extract::feed::parse_feed(&feed.text, &feed.url) {
+                    Ok(items) => {
+                        collected.via = Some(format!(
+                            "the feed {feed_url} advertised by the page (<link rel=\"alternate\">)"
+                        ));
+                        // An html source promises whole articles, so each item's page is read.
+                        collect_feed_items(
+                            ctx,
+                            source,
+                            &feed.url,
+                            items,
+                            true,
+                            rules.as_ref(),
+                            skip_known,
+                            &mut collected,
+                        )
+                        .await?;
+                        return Ok(collected);
+                    }
+                    Err(e) => collected
+                        .notes
+                        .push(format!("advertised feed {feed_url} not used: {e}")),
+                }
+            }
+            collected.via = Some(
+                "article links found by URL and link-text heuristics (no [source.listing] links)"
+                    .to_string(),
+            );
+            let links = extract::listing::discover_article_links(&page.text, &page.url);
+            let targets = links.into_iter().map(Target::from).collect();
+            collect_pages(
+                ctx,
+                source,
+                targets,
+                rules.as_ref(),
+                skip_known,
+                &mut collected,
+            )
+            .await?;
+        }
+    }
+    Ok(collected)
+}
+
+/// An article page to fetch, with what the listing already said about it.
+#[derive(Debug, Clone)]
+struct Target {
+    url: Url,
+    /// `news:title` of a news sitemap: used when the page yields no title.
+    title: Option<String>,
+    /// `news:publication_date`: used when the page yields no date.
+    published: Option<DateTime<Utc>>,
+}
+
+impl From<Url> for Target {
+    fn from(url: Url) -> Target {
+        Target {
+            url,
+            title: None,
+            published: None,
+        }
+    }
+}
+
+#[expect(
+    clippy::too_many_arguments,
+    reason = "one call site per way a feed is found; a struct would only rename them"
+)]
+async fn collect_feed_items(
+    ctx: &Context,
+    source: &SourceConfig,
+    feed_url: &Url,
+    items: Vec<FeedItem>,
+    full_text: bool,
+    rules: Option<&ArticleRules>,
+    skip_known: bool,
+    collected: &mut Collected,
+) -> Result<(), CollectError> {
+    collected.items = items.len();
+    let mut wanted: Vec<FeedItem> = items;
+    if skip_known {
+        let guids: Vec<String> = wanted.iter().filter_map(|i| i.guid.clone()).collect();
+        let urls: Vec<String> = wanted
+            .iter()
+            .filter_map(|i| i.url.as_ref().map(canonical))
+            .collect();
+        let known_guids = ctx.db.known_guids(&source.id, &guids).await?;
+        let known_urls = ctx.db.known_urls(&urls).await?;
+        let (known, fresh): (Vec<FeedItem>, Vec<FeedItem>) = wanted.into_iter().partition(|i| {
+            let guid_known = i.guid.as_ref().is_some_and(|g| known_guids.contains(g));
+            let url_known = i
+                .url
+                .as_ref()
+                .is_some_and(|u| known_urls.contains(&canonical(u)));
+            guid_known || url_known
+        });
+        collected.seen_urls = known
+            .iter()
+            .filter_map(|i| i.url.as_ref().map(|u| (canonical(u), u.to_string())))
+            .collect();
+        wanted = fresh;
+    }
+    let pages = if full_text {
+        let urls: Vec<Option<Url>> = wanted.iter().map(|i| i.url.clone()).collect();
+        fetch_pages(ctx, &urls, rules).await
+    } else {
+        wanted.iter().map(|_| None).collect()
+    };
+    for (item, item_page) in wanted.into_iter().zip(pages) {
+        let extracted = match item_page {
+            Some(Ok(e)) => Some(e),
+            Some(Err(e)) if e.is_skip() => {
+                // Keep the feed's own text: the feed itself was allowed.
+                collected
+                    .skipped
+                    .push((e.url().unwrap_or_default().to_string(), skip_reason(&e)));
+                None
+            }
+            Some(Err(e)) => {
+                collected.page_errors.push(e.to_string());
+                // Keep the feed's own text rather than drop the item.
+                None
+            }
+            None => None,
+        };
+        collected.articles.push(from_feed_item(
+            source,
+            &page_url_fallback(feed_url, &item),
+            item,
+            extracted,
+        ));
+    }
+    Ok(())
+}
+
+/// Fetches and extracts the pages a listing or sitemap points at.
+async fn collect_pages(
+    ctx: &Context,
+    source: &SourceConfig,
+    targets: Vec<Target>,
+    rules: Option<&ArticleRules>,
+    skip_known: bool,
+    collected: &mut Collected,
+) -> Result<(), CollectError> {
+    collected.items = targets.len();
+    let mut wanted = targets;
+    if skip_known {
+        let urls: Vec<String> = wanted.iter().map(|t| canonical(&t.url)).collect();
+        let known = ctx.db.known_urls(&urls).await?;
+        // Pages skipped within the robots.txt cache lifetime are not asked for again.
+        let since = Utc::now() - chrono::TimeDelta::hours(24);
+        let skipped = ctx.db.recently_skipped(&urls, since).await?;
+        let (seen, fresh): (Vec<Target>, Vec<Target>) = wanted
+            .into_iter()
+            .filter(|t| !skipped.contains(&canonical(&t.url)))
+            .partition(|t| known.contains(&canonical(&t.url)));
+        collected.seen_urls = seen
+            .iter()
+            .map(|t| (canonical(&t.url), t.url.to_string()))
+            .collect();
+        wanted = fresh;
+    }
+    let urls: Vec<Option<Url>> = wanted.iter().map(|t| Some(t.url.clone())).collect();
+    let pages = fetch_pages(ctx, &urls, rules).await;
+    for (target, page) in wanted.into_iter().zip(pages) {
+        let url = &target.url;
+        match page {
+            Some(Ok(mut extracted)) => {
+                if extracted.title.trim().is_empty()
+                    && let Some(title) = target.title
+                {
+                    extracted.title = title;
+                }
+                extracted.published = extracted.published.or(target.published);
+                if extracted.title.trim().is_empty() && extracted.body.trim().is_empty() {
+                    collected.page_errors.push(format!(
+                        "{url}: no title or text found; check [source.article] selectors"
+                    ));
+                    continue;
+                }
+                collected.articles.push(from_page(source, url, extracted));
+            }
+            Some(Err(e)) if e.is_skip() => {
+                collected.skipped.push((canonical(url), skip_reason(&e)));
+            }
+            Some(Err(e)) => collected.page_errors.push(e.to_string()),
+            None => {}
+        }
+    }
+    Ok(())
+}
+
+/// Child sitemaps of an index read per refresh (the most recent first).
+const MAX_CHILD_SITEMAPS: usize = 10;
+/// Entries taken from a sitemap per refresh (dated ones newest first, then undated ones).
+const MAX_SITEMAP_ENTRIES: usize = 100;
+
+/// A `sitemap` source: the sitemap (or index of sitemaps), its entries from the last `max_age`,
+/// each page extracted.
+async fn collect_sitemap(
+    ctx: &Context,
+    source: &SourceConfig,
+    rules: Option<&ArticleRules>,
+    skip_known: bool,
+) -> Result<Collected, CollectError> {
+    let max_age = source.max_age.unwrap_or(DEFAULT_SITEMAP_MAX_AGE);
+    let cutoff = Utc::now() - chrono::TimeDelta::from_std(max_age).unwrap_or(MAX_BACKOFF);
+    let limit = ctx.settings.http.max_body;
+    let body = ctx.fetcher.get_bytes(&source.url).await?;
+    let mut collected = Collected {
+        http_status: Some(body.status),
+        ..Collected::default()
+    };
+    let parse_error = |url: &Url, e: &dyn std::fmt::Display| CollectError::Parse {
+        url: url.to_string(),
+        message: format!(
+            "{e}; check that [source] url of \"{}\" points at a sitemap (<urlset> or <sitemapindex>)",
+            source.id
+        ),
+    };
+    let xml =
+        extract::sitemap::decompress(&body.bytes, limit).map_err(|e| parse_error(&body.url, &e))?;
+    let mut entries = Vec::new();
+    let mut pending = vec![(
+        extract::sitemap::parse(&xml, &body.url).map_err(|e| parse_error(&body.url, &e))?,
+        0,
+    )];
+    while let Some((map, depth)) = pending.pop() {
+        match map {
+            extract::sitemap::Sitemap::Urls(urls) => entries.extend(urls),
+            extract::sitemap::Sitemap::Index(mut children) => {
+                // Indexes of indexes exist, but not deeper than this in practice.
+                if depth >= 2 {
+                    continue;
+                }
+                children.retain(|c| c.lastmod.is_none_or(|m| m >= cutoff));
+                children.sort_by_key(|c| std::cmp::Reverse(c.lastmod));
+                for child in children.into_iter().take(MAX_CHILD_SITEMAPS) {
+                    let parsed = match ctx.fetcher.get_bytes(&child.url).await {
+                        Ok(b) => extract::sitemap::decompress(&b.bytes, limit)
+                            .and_then(|xml| extract::sitemap::parse(&xml, &b.url))
+                            .map_err(|e| format!("{}: {e}", child.url)),
+                        Err(e) => Err(e.to_string()),
+                    };
+                    match parsed {
+                        Ok(map) => pending.push((map, depth + 1)),
+                        Err(e) => collected.page_errors.push(format!("child sitemap {e}")),
+                    }
                 }
             }
         }
     }
+    entries.retain(|e| e.date().is_none_or(|d| d >= cutoff));
+    // Newest first; undated entries after the dated ones, in sitemap order.
+    entries.sort_by_key(|e| std::cmp::Reverse(e.date()));
+    let mut seen = HashSet::new();
+    let targets: Vec<Target> = entries
+        .into_iter()
+        .filter(|e| seen.insert(e.url.clone()))
+        .take(MAX_SITEMAP_ENTRIES)
+        .map(|e| Target {
+            url: e.url,
+            title: e.title,
+            published: e.published,
+        })
+        .collect();
+    collect_pages(ctx, source, targets, rules, skip_known, &mut collected).await?;
     Ok(collected)
+}
+
+/// The reason recorded for a skipped page.
+fn skip_reason(e: &FetchError) -> String {
+    match e {
+        FetchError::Disallowed { robots, .. } => format!("disallowed by {robots}"),
+        FetchError::NotHtml { content_type, .. } => {
+            format!("not a web page (content type {content_type})")
+        }
+        other => other.to_string(),
+    }
 }
 
 fn article_rules(source: &SourceConfig) -> Result<Option<ArticleRules>, CollectError> {
@@ -380,20 +702,17 @@ async fn fetch_pages(
     ctx: &Context,
     urls: &[Option<Url>],
     rules: Option<&ArticleRules>,
-) -> Vec<Option<Result<Extracted, String>>> {
+) -> Vec<Option<Result<Extracted, FetchError>>> {
     let limit = ctx.settings.http.concurrency.max(1);
     futures_util::stream::iter(urls.iter().cloned())
         .map(|url| async move {
             let url = url?;
-            Some(match ctx.fetcher.get(&url, None).await {
-                Ok(FetchOutcome::Fetched(page)) => {
-                    Ok(extract::extract_article(&page.text, &page.url, rules))
-                }
-                Ok(FetchOutcome::NotModified) => Err(format!(
-                    "{url}: unexpected 304 without a conditional request"
-                )),
-                Err(e) => Err(e.to_string()),
-            })
+            Some(
+                ctx.fetcher
+                    .get_html(&url)
+                    .await
+                    .map(|page| extract::extract_article(&page.text, &page.url, rules)),
+            )
         })
         .buffered(limit)
         .collect()
@@ -497,4 +816,20 @@ pub async fn refresh_all(
         .buffered(ctx.settings.http.concurrency.max(1))
         .collect()
         .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_per_failure_and_stops_at_a_day() {
+        let half_hour = chrono::TimeDelta::minutes(30);
+        let got: Vec<i64> = (1..=8)
+            .map(|n| backoff_delay(half_hour, n).num_minutes())
+            .collect();
+        assert_eq!(got, [30, 60, 120, 240, 480, 960, 1440, 1440]);
+        assert_eq!(backoff_delay(half_hour, i64::MAX), MAX_BACKOFF);
+        assert_eq!(backoff_delay(chrono::TimeDelta::hours(48), 1), MAX_BACKOFF);
+    }
 }

@@ -20,6 +20,9 @@ use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
+/// (how many requests, status, headers) for [`Route::failing_first`].
+pub type FailFirst = (usize, u16, Vec<(String, String)>);
+
 /// One thing the server can answer at a path.
 #[derive(Debug, Clone)]
 pub struct Route {
@@ -32,6 +35,9 @@ pub struct Route {
     pub delay: Option<Duration>,
     /// Extra headers, e.g. `Location` for redirects.
     pub headers: Vec<(String, String)>,
+    /// Answer the first N requests with this status and these headers instead (e.g. a 429 with
+    /// `Retry-After`), the rest normally.
+    pub fail_first: Option<FailFirst>,
 }
 
 impl Route {
@@ -48,7 +54,24 @@ impl Route {
             etag: Some(etag),
             delay: None,
             headers: Vec::new(),
+            fail_first: None,
         }
+    }
+
+    /// Adds a response header.
+    pub fn with_header(mut self, name: &str, value: &str) -> Route {
+        self.headers.push((name.to_string(), value.to_string()));
+        self
+    }
+
+    /// Answers the first `times` requests with `status` and `headers`, then normally.
+    pub fn failing_first(mut self, times: usize, status: u16, headers: &[(&str, &str)]) -> Route {
+        let headers = headers
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        self.fail_first = Some((times, status, headers));
+        self
     }
 
     pub fn with_delay(mut self, delay: Duration) -> Route {
@@ -170,7 +193,27 @@ async fn answer(
     };
     let user_agent = header("user-agent");
     let if_none_match = header("if-none-match");
-    let route = state.lock().ok().and_then(|s| s.routes.get(&path).cloned());
+    let (route, earlier) = state
+        .lock()
+        .ok()
+        .map(|s| {
+            let earlier = s.log.iter().filter(|l| l.path == path).count();
+            (s.routes.get(&path).cloned(), earlier)
+        })
+        .unwrap_or((None, 0));
+    // A route failing its first requests answers them with the failure instead.
+    let route = route.map(|route| match &route.fail_first {
+        Some((times, status, headers)) if earlier < *times => Route {
+            status: *status,
+            etag: None,
+            headers: headers.clone(),
+            body: Bytes::from_static(b"try again later"),
+            content_type: "text/plain".into(),
+            fail_first: None,
+            ..route.clone()
+        },
+        _ => route,
+    });
 
     let response = match &route {
         None => plain(StatusCode::NOT_FOUND, "not found"),

@@ -9,6 +9,7 @@ pub mod article;
 pub mod date;
 pub mod feed;
 pub mod listing;
+pub mod sitemap;
 pub mod text;
 
 use scraper::Selector;

@@ -6,13 +6,21 @@
 //! broken server cannot make us buffer gigabytes), conditional GET so unchanged feeds cost a
 //! 304, and redirects followed by hand so each hop is checked (http/https only, counted, and
 //! limited per host like any other request).
+//!
+//! Politeness lives here too, so no caller can forget it: robots.txt is read once per host (and
+//! re-read after a day) and a disallowed URL is refused with [`FetchError::Disallowed`]; requests
+//! to one host start at least `[http].min_delay` apart (or the site's `Crawl-delay`, when larger);
+//! a 429/503 whose `Retry-After` fits in the timeout is waited out and retried once; article
+//! pages fetched with [`Fetcher::get_html`] stop after the headers when the content type is not a
+//! web page (PDF, images, video), before any of the body is downloaded.
 
 pub mod charset;
+pub mod robots;
 
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use reqwest::header::{self, HeaderMap, HeaderValue};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
@@ -33,6 +41,10 @@ pub struct HttpOptions {
     pub per_host: usize,
     /// Redirects followed before giving up.
     pub max_redirects: usize,
+    /// Shortest time between the starts of two requests to one host.
+    pub min_delay: Duration,
+    /// Whether robots.txt is read and honoured.
+    pub robots: bool,
 }
 
 impl Default for HttpOptions {
@@ -45,6 +57,8 @@ impl Default for HttpOptions {
             concurrency: 16,
             per_host: 2,
             max_redirects: 10,
+            min_delay: Duration::from_millis(500),
+            robots: true,
         }
     }
 }
@@ -122,6 +136,22 @@ pub enum FetchError {
         status: u16,
         location: Option<String>,
     },
+    #[error(
+        "GET {url}: disallowed by {robots} for our user agent; skipped (ask the site owner, or remove the source)"
+    )]
+    Disallowed { url: String, robots: String },
+    #[error(
+        "GET {url}: robots.txt at {robots} could not be read ({reason}); nothing is fetched from this host until it can be, per RFC 9309"
+    )]
+    RobotsUnreachable {
+        url: String,
+        robots: String,
+        reason: String,
+    },
+    #[error(
+        "GET {url}: content type {content_type:?} is not a web page; skipped (only HTML pages are extracted)"
+    )]
+    NotHtml { url: String, content_type: String },
     #[error("GET {url}: cannot connect: {reason}; check the host name, DNS and network")]
     Connect { url: String, reason: String },
     #[error("GET {url}: network error: {reason}; it may be temporary, the source will be retried")]
@@ -135,7 +165,8 @@ impl FetchError {
         match self {
             FetchError::Timeout { .. }
             | FetchError::Connect { .. }
-            | FetchError::Network { .. } => true,
+            | FetchError::Network { .. }
+            | FetchError::RobotsUnreachable { .. } => true,
             FetchError::Status { status, .. } => {
                 matches!(status, 408 | 425 | 429) || (500..600).contains(status)
             }
@@ -144,7 +175,26 @@ impl FetchError {
             | FetchError::UnsupportedScheme { .. }
             | FetchError::TooLarge { .. }
             | FetchError::TooManyRedirects { .. }
-            | FetchError::BadRedirect { .. } => false,
+            | FetchError::BadRedirect { .. }
+            | FetchError::Disallowed { .. }
+            | FetchError::NotHtml { .. } => false,
+        }
+    }
+
+    /// Whether the URL was deliberately not fetched (robots.txt, content type) rather than failed:
+    /// such a page is recorded as skipped, not retried as an error.
+    pub fn is_skip(&self) -> bool {
+        matches!(
+            self,
+            FetchError::Disallowed { .. } | FetchError::NotHtml { .. }
+        )
+    }
+
+    /// How long the server asked us to wait (`Retry-After` on 429/503).
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            FetchError::Status { retry_after, .. } => *retry_after,
+            _ => None,
         }
     }
 
@@ -167,7 +217,10 @@ impl FetchError {
             | FetchError::TooManyRedirects { url, .. }
             | FetchError::BadRedirect { url, .. }
             | FetchError::Connect { url, .. }
-            | FetchError::Network { url, .. } => Some(url),
+            | FetchError::Network { url, .. }
+            | FetchError::Disallowed { url, .. }
+            | FetchError::RobotsUnreachable { url, .. }
+            | FetchError::NotHtml { url, .. } => Some(url),
         }
     }
 }
@@ -208,6 +261,12 @@ struct Inner {
     in_flight: Arc<Semaphore>,
     /// Named limit: `[http].per_host` requests in flight per host, one semaphore per host.
     per_host: Mutex<HashMap<String, Arc<Semaphore>>>,
+    /// Per host: the earliest time the next request may start (`[http].min_delay` apart).
+    next_start: Mutex<HashMap<String, Instant>>,
+    /// Per host: a robots.txt `Crawl-delay` longer than `[http].min_delay`.
+    crawl_delay: Mutex<HashMap<String, Duration>>,
+    /// robots.txt rules per origin.
+    robots: robots::Cache,
 }
 
 /// The HTTP client; cheap to clone, and clones share the limits.
@@ -224,9 +283,53 @@ impl fmt::Debug for Fetcher {
     }
 }
 
+/// A response body before charset decoding, as [`Fetcher::get_bytes`] returns it.
+#[derive(Debug, Clone)]
+pub struct Body {
+    /// Final URL after redirects.
+    pub url: Url,
+    pub status: u16,
+    pub etag: Option<String>,
+    pub last_modified: Option<String>,
+    pub content_type: Option<String>,
+    /// After content decoding (Content-Encoding), not charset decoding.
+    pub bytes: Vec<u8>,
+}
+
+impl Body {
+    fn into_page(self) -> Page {
+        let tld = self
+            .url
+            .host_str()
+            .and_then(|h| h.rsplit('.').next())
+            .filter(|t| t.chars().all(|c| c.is_ascii_alphabetic()));
+        let (text, encoding) =
+            charset::decode_hinted(&self.bytes, self.content_type.as_deref(), tld);
+        Page {
+            status: self.status,
+            etag: self.etag,
+            last_modified: self.last_modified,
+            content_type: self.content_type,
+            text,
+            encoding: encoding.name(),
+            bytes: self.bytes.len(),
+            url: self.url,
+        }
+    }
+}
+
+/// What a caller will accept as the answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Want {
+    Anything,
+    /// A web page: stop after the headers when the content type says otherwise.
+    Html,
+}
+
 /// Where a redirect hop or the final answer leaves the request.
 enum Hop {
-    Done(FetchOutcome),
+    /// `None`: 304 Not Modified.
+    Done(Option<Body>),
     Redirect(Url),
 }
 
@@ -267,6 +370,9 @@ impl Fetcher {
                 client,
                 in_flight: Arc::new(Semaphore::new(opts.concurrency)),
                 per_host: Mutex::new(HashMap::new()),
+                next_start: Mutex::new(HashMap::new()),
+                crawl_delay: Mutex::new(HashMap::new()),
+                robots: robots::Cache::default(),
                 opts,
             }),
         })
@@ -284,27 +390,93 @@ impl Fetcher {
         url: &Url,
         cond: Option<&Conditional>,
     ) -> Result<FetchOutcome, FetchError> {
+        Ok(match self.fetch(url, cond, Want::Anything).await? {
+            Some(body) => FetchOutcome::Fetched(body.into_page()),
+            None => FetchOutcome::NotModified,
+        })
+    }
+
+    /// GET of an article page: like [`Fetcher::get`] without validators, but a response whose
+    /// content type is not a web page (`text/html`, `application/xhtml+xml`, other `text/*`, or
+    /// none) is refused with [`FetchError::NotHtml`] before its body is read.
+    pub async fn get_html(&self, url: &Url) -> Result<Page, FetchError> {
+        match self.fetch(url, None, Want::Html).await? {
+            Some(body) => Ok(body.into_page()),
+            None => Err(FetchError::Network {
+                url: url.to_string(),
+                reason: "unexpected 304 to a request without validators".into(),
+            }),
+        }
+    }
+
+    /// GET returning the bytes undecoded (gzip sitemaps, robots.txt).
+    pub async fn get_bytes(&self, url: &Url) -> Result<Body, FetchError> {
+        match self.fetch(url, None, Want::Anything).await? {
+            Some(body) => Ok(body),
+            None => Err(FetchError::Network {
+                url: url.to_string(),
+                reason: "unexpected 304 to a request without validators".into(),
+            }),
+        }
+    }
+
+    /// robots.txt check, then the request; a 429/503 whose `Retry-After` fits within
+    /// `[http].timeout` is waited out (holding no slot) and retried once.
+    async fn fetch(
+        &self,
+        url: &Url,
+        cond: Option<&Conditional>,
+        want: Want,
+    ) -> Result<Option<Body>, FetchError> {
         check_scheme(url)?;
-        let _slot = self
-            .inner
-            .in_flight
-            .clone()
-            .acquire_owned()
-            .await
-            .map_err(|_| closed(url))?;
+        match self.fetch_once(url, cond, want, true).await {
+            Err(FetchError::Status {
+                status: 429 | 503,
+                retry_after: Some(wait),
+                ..
+            }) if wait <= self.inner.opts.timeout => {
+                tracing::debug!(%url, wait = ?wait, "server asked us to wait (Retry-After); retrying once");
+                tokio::time::sleep(wait).await;
+                self.fetch_once(url, cond, want, true).await
+            }
+            other => other,
+        }
+    }
+
+    /// One GET with its redirects. `polite` checks robots.txt for every hop (off only for
+    /// fetching robots.txt itself).
+    async fn fetch_once(
+        &self,
+        url: &Url,
+        cond: Option<&Conditional>,
+        want: Want,
+        polite: bool,
+    ) -> Result<Option<Body>, FetchError> {
         let mut current = url.clone();
         let mut redirects = 0;
         loop {
-            let _host_slot = self.host_permit(&current).await?;
-            let timeout = self.inner.opts.timeout;
-            let hop = tokio::time::timeout(timeout, self.exchange(&current, cond))
-                .await
-                .map_err(|_| FetchError::Timeout {
-                    url: current.to_string(),
-                    after: timeout,
-                })??;
+            if polite && self.inner.opts.robots {
+                self.check_robots(&current).await?;
+            }
+            let hop = {
+                let _slot = self
+                    .inner
+                    .in_flight
+                    .clone()
+                    .acquire_owned()
+                    .await
+                    .map_err(|_| closed(url))?;
+                let _host_slot = self.host_permit(&current).await?;
+                let timeout = self.inner.opts.timeout;
+                tokio::time::timeout(timeout, self.exchange(&current, cond, want))
+                    .await
+                    .map_err(|_| FetchError::Timeout {
+                        url: current.to_string(),
+                        after: timeout,
+                    })??
+            };
             match hop {
-                Hop::Done(outcome) => return Ok(outcome),
+                Hop::Done(body) => return Ok(body),
                 Hop::Redirect(next) => {
                     redirects += 1;
                     if redirects > self.inner.opts.max_redirects {
@@ -321,12 +493,105 @@ impl Fetcher {
         }
     }
 
-    async fn host_permit(&self, url: &Url) -> Result<OwnedSemaphorePermit, FetchError> {
-        let key = match (url.host_str(), url.port_or_known_default()) {
+    /// Refuses `url` when its host's robots.txt disallows it for our user agent.
+    async fn check_robots(&self, url: &Url) -> Result<(), FetchError> {
+        let Some(origin) = robots::origin(url) else {
+            return Ok(());
+        };
+        let rules = self
+            .inner
+            .robots
+            .rules(&origin, || self.load_robots(url))
+            .await?;
+        if let Some(delay) = rules.crawl_delay() {
+            self.raise_host_delay(url, delay);
+        }
+        if rules.allowed(url) {
+            Ok(())
+        } else {
+            Err(FetchError::Disallowed {
+                url: url.to_string(),
+                robots: robots::robots_url(url)
+                    .map(|u| u.to_string())
+                    .unwrap_or_default(),
+            })
+        }
+    }
+
+    /// Fetches and parses a host's robots.txt (RFC 9309: 4xx means no rules; 5xx or network
+    /// failure means nothing may be fetched for now).
+    async fn load_robots(&self, for_url: &Url) -> Result<robots::Rules, FetchError> {
+        let Some(robots_url) = robots::robots_url(for_url) else {
+            return Ok(robots::Rules::allow_all());
+        };
+        let unreachable = |reason: String| FetchError::RobotsUnreachable {
+            url: for_url.to_string(),
+            robots: robots_url.to_string(),
+            reason,
+        };
+        // Boxed: fetching robots.txt is a (non-polite) fetch inside the polite one.
+        match Box::pin(self.fetch_once(&robots_url, None, Want::Anything, false)).await {
+            Ok(Some(body)) => Ok(robots::Rules::parse(
+                &self.inner.opts.user_agent,
+                &body.bytes,
+            )),
+            Ok(None) => Ok(robots::Rules::allow_all()),
+            Err(FetchError::Status { status, .. }) if (400..500).contains(&status) => {
+                Ok(robots::Rules::allow_all())
+            }
+            // An oversized file, or one behind broken redirects, is the site's mistake and
+            // counts as no file (RFC 9309 2.3.1.2: give up after 5 redirects, treat as 4xx).
+            Err(
+                FetchError::TooLarge { .. }
+                | FetchError::TooManyRedirects { .. }
+                | FetchError::BadRedirect { .. }
+                | FetchError::UnsupportedScheme { .. },
+            ) => Ok(robots::Rules::allow_all()),
+            // The host cannot be reached at all: say so plainly, the page would fail the same way.
+            Err(e @ (FetchError::Connect { .. } | FetchError::Timeout { .. })) => Err(e),
+            Err(e) => Err(unreachable(e.to_string())),
+        }
+    }
+
+    fn host_key(url: &Url) -> String {
+        match (url.host_str(), url.port_or_known_default()) {
             (Some(host), Some(port)) => format!("{host}:{port}"),
             (Some(host), None) => host.to_string(),
             (None, _) => String::new(),
-        };
+        }
+    }
+
+    /// Remembers a site's `Crawl-delay` when it is longer than `[http].min_delay`.
+    fn raise_host_delay(&self, url: &Url, delay: Duration) {
+        if delay <= self.inner.opts.min_delay {
+            return;
+        }
+        let mut delays = self
+            .inner
+            .crawl_delay
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if delays.len() >= HOST_TABLE_PRUNE_AT {
+            delays.clear();
+        }
+        delays.insert(Self::host_key(url), delay);
+    }
+
+    /// Time between two request starts to this host.
+    fn host_delay(&self, key: &str) -> Duration {
+        let crawl = self
+            .inner
+            .crawl_delay
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .get(key)
+            .copied()
+            .unwrap_or_default();
+        crawl.max(self.inner.opts.min_delay)
+    }
+
+    async fn host_permit(&self, url: &Url) -> Result<OwnedSemaphorePermit, FetchError> {
+        let key = Self::host_key(url);
         let semaphore = {
             // A poisoned lock only means another task panicked while holding it; the map
             // itself is still consistent.
@@ -339,15 +604,45 @@ impl Fetcher {
                 hosts.retain(|_, s| Arc::strong_count(s) > 1);
             }
             hosts
-                .entry(key)
+                .entry(key.clone())
                 .or_insert_with(|| Arc::new(Semaphore::new(self.inner.opts.per_host)))
                 .clone()
         };
-        semaphore.acquire_owned().await.map_err(|_| closed(url))
+        let permit = semaphore.acquire_owned().await.map_err(|_| closed(url))?;
+        // Reserve this request's start time: the host's next free slot, then move the slot on
+        // by min_delay. Reserving under the lock spaces concurrent requests correctly.
+        let delay = self.host_delay(&key);
+        let wait = {
+            let mut next = self
+                .inner
+                .next_start
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            let now = Instant::now();
+            if next.len() >= HOST_TABLE_PRUNE_AT {
+                next.retain(|_, at| *at > now);
+            }
+            let start = next
+                .get(&key)
+                .copied()
+                .filter(|at| *at > now)
+                .unwrap_or(now);
+            next.insert(key, start + delay);
+            start - now
+        };
+        if !wait.is_zero() {
+            tokio::time::sleep(wait).await;
+        }
+        Ok(permit)
     }
 
     /// One request/response exchange: send, then either report a redirect or read the body.
-    async fn exchange(&self, url: &Url, cond: Option<&Conditional>) -> Result<Hop, FetchError> {
+    async fn exchange(
+        &self,
+        url: &Url,
+        cond: Option<&Conditional>,
+        want: Want,
+    ) -> Result<Hop, FetchError> {
         let mut request = self.inner.client.get(url.clone());
         if let Some(cond) = cond {
             if let Some(etag) = &cond.etag {
@@ -361,7 +656,7 @@ impl Fetcher {
         let status = response.status();
         let headers = response.headers();
         if status == reqwest::StatusCode::NOT_MODIFIED {
-            return Ok(Hop::Done(FetchOutcome::NotModified));
+            return Ok(Hop::Done(None));
         }
         if status.is_redirection() {
             let location = headers
@@ -396,6 +691,15 @@ impl Fetcher {
         let etag = header_text(header::ETAG);
         let last_modified = header_text(header::LAST_MODIFIED);
         let content_type = header_text(header::CONTENT_TYPE);
+        if want == Want::Html
+            && let Some(ct) = content_type.as_deref()
+            && !is_web_page(ct)
+        {
+            return Err(FetchError::NotHtml {
+                url: url.to_string(),
+                content_type: ct.to_string(),
+            });
+        }
         let final_url = response.url().clone();
         let limit = self.inner.opts.max_body;
         let too_large = || FetchError::TooLarge {
@@ -414,21 +718,27 @@ impl Fetcher {
             }
             body.extend_from_slice(&chunk);
         }
-        let tld = final_url
-            .host_str()
-            .and_then(|h| h.rsplit('.').next())
-            .filter(|t| t.chars().all(|c| c.is_ascii_alphabetic()));
-        let (text, encoding) = charset::decode_hinted(&body, content_type.as_deref(), tld);
-        Ok(Hop::Done(FetchOutcome::Fetched(Page {
+        Ok(Hop::Done(Some(Body {
             url: final_url,
             status: status.as_u16(),
             etag,
             last_modified,
             content_type,
-            text,
-            encoding: encoding.name(),
-            bytes: body.len(),
+            bytes: body,
         })))
+    }
+}
+
+/// Whether a Content-Type names something the article extractor can read.
+pub fn is_web_page(content_type: &str) -> bool {
+    match content_type.parse::<mime::Mime>() {
+        Ok(m) => {
+            m.type_() == mime::TEXT
+                || (m.type_() == mime::APPLICATION && m.subtype().as_str() == "xhtml")
+                || m.essence_str() == "application/xhtml+xml"
+        }
+        // An unparsable header says nothing reliable; let the extractor try.
+        Err(_) => true,
     }
 }
 
@@ -545,6 +855,9 @@ mod tests {
             concurrency: 4,
             per_host: 2,
             max_redirects: 3,
+            min_delay: Duration::ZERO,
+            // The generic handlers below answer every path; robots.txt has its own tests.
+            robots: false,
         })
         .unwrap()
     }
@@ -684,6 +997,8 @@ mod tests {
         .await;
         let f = Fetcher::new(HttpOptions {
             timeout: Duration::from_millis(400),
+            min_delay: Duration::ZERO,
+            robots: false,
             ..HttpOptions::default()
         })
         .unwrap();
@@ -872,5 +1187,219 @@ mod tests {
         })
         .unwrap_err();
         assert!(err.to_string().contains("[http].per_host"));
+    }
+
+    fn polite_fetcher(min_delay: Duration) -> Fetcher {
+        Fetcher::new(HttpOptions {
+            user_agent: "marsad-test/1.0 (+https://example.org)".into(),
+            timeout: Duration::from_secs(3),
+            max_body: 64 * 1024,
+            concurrency: 4,
+            per_host: 2,
+            max_redirects: 3,
+            min_delay,
+            robots: true,
+        })
+        .unwrap()
+    }
+
+    /// A server that logs every path it is asked for.
+    async fn logging_serve<F>(answer: F) -> (SocketAddr, Arc<Mutex<Vec<(String, Instant)>>>)
+    where
+        F: Fn(&str, usize) -> Reply + Clone + Send + Sync + 'static,
+    {
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let task_log = log.clone();
+        let addr = serve(move |req: Request<Incoming>| {
+            let (log, answer) = (task_log.clone(), answer.clone());
+            async move {
+                let path = req.uri().path().to_string();
+                let nth = {
+                    let mut log = log.lock().unwrap();
+                    log.push((path.clone(), Instant::now()));
+                    log.iter().filter(|(p, _)| *p == path).count()
+                };
+                answer(&path, nth)
+            }
+        })
+        .await;
+        (addr, log)
+    }
+
+    fn paths(log: &Mutex<Vec<(String, Instant)>>) -> Vec<String> {
+        log.lock().unwrap().iter().map(|(p, _)| p.clone()).collect()
+    }
+
+    #[tokio::test]
+    async fn robots_txt_disallow_is_honoured_and_read_once_per_host() {
+        let (addr, log) = logging_serve(|path, _| match path {
+            "/robots.txt" => reply(
+                200,
+                &[("content-type", "text/plain")],
+                "User-agent: *\nDisallow: /private/\n\nUser-agent: otherbot\nDisallow: /\n",
+            ),
+            _ => reply(200, &[("content-type", "text/html")], "<p>ok</p>"),
+        })
+        .await;
+        let f = polite_fetcher(Duration::ZERO);
+        page(f.get(&url(addr, "/news/1"), None).await.unwrap());
+        let err = f.get(&url(addr, "/private/2"), None).await.unwrap_err();
+        assert!(matches!(err, FetchError::Disallowed { .. }), "{err}");
+        assert!(err.is_skip() && !err.is_transient());
+        let message = err.to_string();
+        assert!(
+            message.contains(&format!("GET http://{addr}/private/2"))
+                && message.contains(&format!("http://{addr}/robots.txt")),
+            "{message}"
+        );
+        page(f.get(&url(addr, "/news/3"), None).await.unwrap());
+        assert_eq!(paths(&log), ["/robots.txt", "/news/1", "/news/3"]);
+    }
+
+    #[tokio::test]
+    async fn missing_robots_txt_allows_and_a_failing_one_stops_the_host() {
+        let (addr, _log) = logging_serve(|path, _| match path {
+            "/robots.txt" => reply(404, &[], "no"),
+            _ => reply(200, &[], "ok"),
+        })
+        .await;
+        let f = polite_fetcher(Duration::ZERO);
+        page(f.get(&url(addr, "/a"), None).await.unwrap());
+
+        let (addr, log) = logging_serve(|path, nth| match path {
+            // Down at first, fixed later: the failure is not cached.
+            "/robots.txt" if nth == 1 => reply(503, &[], "down"),
+            "/robots.txt" => reply(200, &[], "User-agent: *\nAllow: /\n"),
+            _ => reply(200, &[], "ok"),
+        })
+        .await;
+        let err = f.get(&url(addr, "/a"), None).await.unwrap_err();
+        assert!(matches!(err, FetchError::RobotsUnreachable { .. }), "{err}");
+        assert!(err.is_transient(), "retried on a later refresh");
+        page(f.get(&url(addr, "/a"), None).await.unwrap());
+        assert_eq!(paths(&log), ["/robots.txt", "/robots.txt", "/a"]);
+    }
+
+    #[tokio::test]
+    async fn requests_to_one_host_start_min_delay_apart() {
+        let (addr, log) = logging_serve(|_, _| reply(200, &[], "ok")).await;
+        let f = Fetcher::new(HttpOptions {
+            min_delay: Duration::from_millis(150),
+            robots: false,
+            ..HttpOptions::default()
+        })
+        .unwrap();
+        // Concurrent requests too: the delay is reserved per host, not per task. Measured on
+        // the client (delays under load only lengthen it): 4 starts need 3 gaps.
+        let started = Instant::now();
+        let tasks: Vec<_> = (0..4)
+            .map(|i| {
+                let f = f.clone();
+                let u = url(addr, &format!("/{i}"));
+                tokio::spawn(async move { f.get(&u, None).await.map(|_| ()) })
+            })
+            .collect();
+        for t in tasks {
+            t.await.unwrap().unwrap();
+        }
+        let elapsed = started.elapsed();
+        assert_eq!(log.lock().unwrap().len(), 4);
+        assert!(
+            elapsed >= Duration::from_millis(450),
+            "4 requests in {elapsed:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn short_retry_after_is_waited_out_and_retried_once() {
+        let (addr, log) = logging_serve(|path, nth| match (path, nth) {
+            ("/busy", 1) => reply(429, &[("retry-after", "1")], "slow down"),
+            ("/busy", _) => reply(200, &[], "fine now"),
+            ("/down", _) => reply(503, &[("retry-after", "1")], "down"),
+            ("/later", _) => reply(503, &[("retry-after", "3600")], "down"),
+            _ => reply(404, &[], ""),
+        })
+        .await;
+        let f = polite_fetcher(Duration::ZERO);
+        let started = Instant::now();
+        let got = page(f.get(&url(addr, "/busy"), None).await.unwrap());
+        assert_eq!(got.text, "fine now");
+        assert!(started.elapsed() >= Duration::from_secs(1));
+
+        // Still failing after the one retry: the error keeps the server's wish.
+        let err = f.get(&url(addr, "/down"), None).await.unwrap_err();
+        assert_eq!(err.retry_after(), Some(Duration::from_secs(1)));
+
+        // Longer than the timeout: not waited for here, handed to the scheduler.
+        let started = Instant::now();
+        let err = f.get(&url(addr, "/later"), None).await.unwrap_err();
+        assert_eq!(err.retry_after(), Some(Duration::from_secs(3600)));
+        assert!(
+            started.elapsed() < Duration::from_secs(3),
+            "waited for an hour-long Retry-After?"
+        );
+        let p = paths(&log);
+        assert_eq!(p.iter().filter(|p| *p == "/busy").count(), 2);
+        assert_eq!(p.iter().filter(|p| *p == "/down").count(), 2);
+        assert_eq!(p.iter().filter(|p| *p == "/later").count(), 1);
+    }
+
+    #[tokio::test]
+    async fn article_pages_that_are_not_web_pages_are_refused() {
+        let addr = serve(|req: Request<Incoming>| async move {
+            match req.uri().path() {
+                "/report.pdf" => reply(
+                    200,
+                    &[("content-type", "application/pdf")],
+                    vec![b'%'; 60_000],
+                ),
+                "/photo" => reply(200, &[("content-type", "image/jpeg")], "jpeg"),
+                "/story" => reply(
+                    200,
+                    &[("content-type", "application/xhtml+xml; charset=utf-8")],
+                    "<p>x</p>",
+                ),
+                _ => reply(200, &[], "<p>no content type</p>"),
+            }
+        })
+        .await;
+        let f = fetcher();
+        for path in ["/report.pdf", "/photo"] {
+            let err = f.get_html(&url(addr, path)).await.unwrap_err();
+            assert!(matches!(err, FetchError::NotHtml { .. }), "{err}");
+            assert!(err.is_skip());
+            assert!(err.to_string().contains("is not a web page"), "{err}");
+        }
+        assert_eq!(
+            f.get_html(&url(addr, "/story")).await.unwrap().text,
+            "<p>x</p>"
+        );
+        assert!(f.get_html(&url(addr, "/untyped")).await.is_ok());
+        // Plain `get` (feeds, sitemaps) takes anything.
+        assert!(f.get(&url(addr, "/photo"), None).await.is_ok());
+    }
+
+    #[tokio::test]
+    async fn crawl_delay_spaces_requests_more_than_min_delay() {
+        let (addr, log) = logging_serve(|path, _| match path {
+            "/robots.txt" => reply(200, &[], "User-agent: *\nCrawl-delay: 0.3\n"),
+            _ => reply(200, &[], "ok"),
+        })
+        .await;
+        let f = polite_fetcher(Duration::ZERO);
+        // robots.txt first, so the delay is known before the pages are asked for.
+        page(f.get(&url(addr, "/0"), None).await.unwrap());
+        let started = Instant::now();
+        for i in 1..3 {
+            page(f.get(&url(addr, &format!("/{i}")), None).await.unwrap());
+        }
+        // Two more starts after /0, each at least 0.3 s after the one before.
+        let elapsed = started.elapsed();
+        assert!(elapsed >= Duration::from_millis(590), "took {elapsed:?}");
+        assert_eq!(
+            log.lock().unwrap().len(),
+            4,
+            "robots.txt once and three pages"
+        );
     }
 }

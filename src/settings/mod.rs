@@ -38,6 +38,9 @@ const DEFAULT_MAX_BODY: u64 = 15 * 1024 * 1024;
 const DEFAULT_CONCURRENCY: usize = 16;
 const DEFAULT_PER_HOST: usize = 2;
 const DEFAULT_MAX_REDIRECTS: usize = 5;
+const DEFAULT_MIN_DELAY: Duration = Duration::from_millis(500);
+/// sitemap sources: entries older than this are ignored.
+pub const DEFAULT_SITEMAP_MAX_AGE: Duration = Duration::from_secs(2 * 24 * 60 * 60);
 const DEFAULT_POLL: &str = "*/30 * * * *";
 const DEFAULT_OUTBOX_DIR: &str = "var/outbox";
 const DEFAULT_FROM: &str = "marsad <marsad@localhost>";
@@ -84,6 +87,10 @@ pub struct HttpSettings {
     pub concurrency: usize,
     pub per_host: usize,
     pub max_redirects: usize,
+    /// Shortest time between the starts of two requests to one host.
+    pub min_delay: Duration,
+    /// Whether robots.txt is honoured (default true).
+    pub robots: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -142,12 +149,16 @@ pub struct SourceConfig {
     pub url: url::Url,
     pub language: Option<String>,
     pub poll: Option<Schedule>,
-    /// CSS selector for article links on a listing page (required for `html`).
+    /// CSS selector for article links on a listing page. Without it an `html` source uses the
+    /// feed its page advertises, or else finds article links by URL and link-text heuristics
+    /// (see [`crate::extract::listing::discover_article_links`]).
     pub links: Option<String>,
     pub article_title: Option<String>,
     pub article_body: Option<String>,
     pub article_published: Option<String>,
     pub full_text: bool,
+    /// sitemap sources: only entries dated within this age (default 2 days).
+    pub max_age: Option<Duration>,
 }
 
 #[derive(Debug, Clone)]
@@ -264,6 +275,8 @@ fn read_main(src: &SourceText<'_>, base: &Path, errors: &mut Vec<ConfigError>) -
             concurrency: DEFAULT_CONCURRENCY,
             per_host: DEFAULT_PER_HOST,
             max_redirects: DEFAULT_MAX_REDIRECTS,
+            min_delay: DEFAULT_MIN_DELAY,
+            robots: true,
         },
         schedule: ScheduleSettings {
             timezone: chrono_tz::UTC,
@@ -451,6 +464,15 @@ fn read_http(
     }
     if let Some(max_redirects) = http.max_redirects {
         out.max_redirects = max_redirects;
+    }
+    if let Some(min_delay) = http.min_delay {
+        match values::duration_or_zero(min_delay.get_ref()) {
+            Ok(d) => out.min_delay = d,
+            Err(message) => errors.push(src.error(min_delay.span().start, message)),
+        }
+    }
+    if let Some(robots) = http.robots {
+        out.robots = robots;
     }
 }
 

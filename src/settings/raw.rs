@@ -31,6 +31,8 @@ pub(crate) struct RawHttp {
     pub concurrency: Option<Spanned<usize>>,
     pub per_host: Option<Spanned<usize>>,
     pub max_redirects: Option<usize>,
+    pub min_delay: Option<Spanned<String>>,
+    pub robots: Option<bool>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -85,12 +87,14 @@ pub(crate) struct RawSource {
     pub article: Option<RawArticle>,
     #[serde(default)]
     pub full_text: bool,
+    /// sitemap sources: only entries published (or modified) this recently, e.g. "2d".
+    pub max_age: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, expecting = "a [source.listing] table")]
 pub(crate) struct RawListing {
-    pub links: Spanned<String>,
+    pub links: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -110,7 +110,12 @@ fn validate(
         .as_ref()
         .and_then(|p| super::parse_schedule(src, p, errors));
 
-    let links = source.listing.map(|l| l.links);
+    let links = source.listing.and_then(|l| l.links);
+    let max_age = source.max_age.as_ref().and_then(|age| {
+        values::duration(age.get_ref())
+            .map_err(|message| errors.push(src.error(age.span().start, message)))
+            .ok()
+    });
     let (title, body, published) = source
         .article
         .map(|a| (a.title, a.body, a.published))
@@ -118,10 +123,12 @@ fn validate(
     for selector in [&links, &title, &body, &published].into_iter().flatten() {
         check_selector(src, selector, errors);
     }
-    if *source.kind.get_ref() == SourceKind::Html && links.is_none() {
+    if let Some(age) = &source.max_age
+        && *source.kind.get_ref() != SourceKind::Sitemap
+    {
         errors.push(src.error(
-            source.kind.span().start,
-            "html sources need [source.listing] links = \"CSS selector\"",
+            age.span().start,
+            "max_age applies to sitemap sources only; remove it or set kind = \"sitemap\"",
         ));
     }
 
@@ -140,6 +147,7 @@ fn validate(
         article_body: body.map(Spanned::into_inner),
         article_published: published.map(Spanned::into_inner),
         full_text: source.full_text,
+        max_age,
     })
 }
 

@@ -326,9 +326,9 @@ fn unknown_keys_name_the_key_and_the_expected_ones() {
     assert_eq!(
         f.errors(),
         [
-            "marsad.toml:2:1: unknown key `timeuot`, expected one of `user_agent`, `timeout`, `max_body`, `concurrency`, `per_host`, `max_redirects`",
+            "marsad.toml:2:1: unknown key `timeuot`, expected one of `user_agent`, `timeout`, `max_body`, `concurrency`, `per_host`, `max_redirects`, `min_delay`, `robots`",
             "marsad.toml:4:2: unknown key `schedul`, expected one of `storage`, `http`, `schedule`, `mail`, `sources`, `watchlists`, `digest`",
-            "sources.toml:5:1: unknown key `fulltext`, expected one of `id`, `name`, `kind`, `url`, `language`, `poll`, `listing`, `article`, `full_text`",
+            "sources.toml:5:1: unknown key `fulltext`, expected one of `id`, `name`, `kind`, `url`, `language`, `poll`, `listing`, `article`, `full_text`, `max_age`",
             "watchlists/w.toml:5:1: unknown key `mode`, expected `query`",
         ]
     );
@@ -546,15 +546,38 @@ fn empty_term_group_and_empty_term() {
 }
 
 #[test]
-fn html_source_without_links() {
+fn html_source_without_links_is_valid_and_max_age_is_for_sitemaps() {
     let f = Fixture::new();
     f.write(
         "sources.toml",
-        "[[source]]\nid = \"site\"\nkind = \"html\"\nurl = \"https://example.org/\"\n[source.article]\ntitle = \"h1\"\n",
+        "[[source]]\nid = \"site\"\nkind = \"html\"\nurl = \"https://example.org/\"\n[source.article]\ntitle = \"h1\"\n\n\
+         [[source]]\nid = \"map\"\nkind = \"sitemap\"\nurl = \"https://example.org/news-sitemap.xml\"\nmax_age = \"6h\"\n\n\
+         [[source]]\nid = \"bad\"\nkind = \"html\"\nurl = \"https://example.org/\"\nmax_age = \"6h\"\n",
     );
     assert_eq!(
         f.errors(),
-        ["sources.toml:3:8: html sources need [source.listing] links = \"CSS selector\""]
+        [
+            "sources.toml:18:11: max_age applies to sitemap sources only; remove it or set kind = \"sitemap\""
+        ]
+    );
+}
+
+#[test]
+fn http_min_delay_and_robots_are_read() {
+    let f = Fixture::new();
+    f.write(
+        "marsad.toml",
+        "[http]\nmin_delay = \"0s\"\nrobots = false\n",
+    );
+    f.write("sources.toml", "");
+    let s = f.load().expect("valid");
+    assert_eq!(s.http.min_delay, std::time::Duration::ZERO);
+    assert!(!s.http.robots);
+    f.write("marsad.toml", "[http]\nmin_delay = \"soon\"\n");
+    let errors = f.errors();
+    assert!(
+        errors[0].starts_with("marsad.toml:2:13: invalid duration \"soon\""),
+        "{errors:?}"
     );
 }
 

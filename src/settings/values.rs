@@ -20,6 +20,13 @@ pub(crate) fn duration(text: &str) -> Result<Duration, String> {
     Ok(d)
 }
 
+/// Like [`duration`], but `"0s"` is allowed (`[http].min_delay = "0s"` turns the spacing off).
+pub(crate) fn duration_or_zero(text: &str) -> Result<Duration, String> {
+    humantime::parse_duration(text.trim()).map_err(|e| {
+        format!("invalid duration \"{text}\" ({e}); expected a duration like \"500ms\", \"1s\" or \"0s\"")
+    })
+}
+
 /// `"15MiB"`, `"500 KB"`, `"1048576 bytes"`: decimal units (KB = 1000) and binary units
 /// (KiB = 1024), case-insensitive, since users copy both from different places.
 pub(crate) fn size(text: &str) -> Result<u64, String> {

@@ -173,6 +173,75 @@ impl Db {
         Ok(known)
     }
 
+    /// Records pages `source` deliberately did not fetch, as (canonical URL, reason).
+    pub async fn record_skipped(
+        &self,
+        source: &str,
+        skipped: &[(String, String)],
+        at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        with_db!(self, pool => {
+            let mut tx = pool.begin().await.context("starting a transaction")?;
+            for (url, reason) in skipped {
+                sqlx::query(
+                    "INSERT INTO skipped_urls (url, source, reason, last_seen) VALUES ($1, $2, $3, $4) \
+                     ON CONFLICT (url) DO UPDATE SET source = excluded.source, reason = excluded.reason, \
+                     last_seen = excluded.last_seen",
+                )
+                .bind(url)
+                .bind(source)
+                .bind(reason)
+                .bind(at)
+                .execute(&mut *tx)
+                .await
+                .context("recording a skipped page")?;
+            }
+            tx.commit().await.context("committing skipped pages")?;
+            Ok(())
+        })
+    }
+
+    /// Which of these canonical URLs were skipped at or after `since`.
+    pub async fn recently_skipped(
+        &self,
+        urls: &[String],
+        since: DateTime<Utc>,
+    ) -> Result<HashSet<String>, StoreError> {
+        let mut skipped = HashSet::new();
+        with_db!(self, pool => {
+            for url in urls {
+                let row = sqlx::query("SELECT url FROM skipped_urls WHERE url = $1 AND last_seen >= $2")
+                    .bind(url)
+                    .bind(since)
+                    .fetch_optional(pool)
+                    .await
+                    .context("looking up skipped pages")?;
+                if row.is_some() {
+                    skipped.insert(url.clone());
+                }
+            }
+        });
+        Ok(skipped)
+    }
+
+    /// Skipped pages of `source`, newest first, as (URL, reason, when).
+    pub async fn skipped_urls(
+        &self,
+        source: &str,
+    ) -> Result<Vec<(String, String, DateTime<Utc>)>, StoreError> {
+        with_db!(self, pool => {
+            let rows = sqlx::query("SELECT url, reason, last_seen FROM skipped_urls WHERE source = $1 ORDER BY last_seen DESC, url")
+                .bind(source)
+                .fetch_all(pool)
+                .await
+                .context("reading skipped pages")?;
+            rows.iter()
+                .map(|r| Ok((r.try_get("url")?, r.try_get("reason")?, r.try_get("last_seen")?)))
+                .collect::<Result<Vec<_>, sqlx::Error>>()
+                .context("decoding skipped pages")
+        })
+    }
+
     /// Which of these GUIDs of `source` are already stored.
     pub async fn known_guids(
         &self,

@@ -91,7 +91,7 @@ impl Env {
             dir.path(),
             &sources(&server.base_url()),
             mail,
-            "timeout = \"3s\"\n",
+            "timeout = \"3s\"\nmin_delay = \"0s\"\n",
         );
         Env {
             dir,
