@@ -249,6 +249,7 @@ pub async fn collect(
         FetchOutcome::Fetched(page) => page,
     };
     let rules = article_rules(source)?;
+    let timezone = source.timezone.unwrap_or(ctx.settings.schedule.timezone);
     let mut collected = Collected {
         http_status: Some(page.status),
         validators: Some((page.etag.clone(), page.last_modified.clone())),
@@ -288,7 +289,7 @@ pub async fn collect(
             }
             let pages = if source.full_text {
                 let urls: Vec<Option<Url>> = wanted.iter().map(|i| i.url.clone()).collect();
-                fetch_pages(ctx, &urls, rules.as_ref()).await
+                fetch_pages(ctx, &urls, rules.as_ref(), timezone).await
             } else {
                 wanted.iter().map(|_| None).collect()
             };
@@ -334,7 +335,7 @@ pub async fn collect(
                 wanted = fresh;
             }
             let urls: Vec<Option<Url>> = wanted.iter().cloned().map(Some).collect();
-            let pages = fetch_pages(ctx, &urls, rules.as_ref()).await;
+            let pages = fetch_pages(ctx, &urls, rules.as_ref(), timezone).await;
             for (url, page) in wanted.into_iter().zip(pages) {
                 match page {
                     Some(Ok(extracted)) => {
@@ -380,6 +381,7 @@ async fn fetch_pages(
     ctx: &Context,
     urls: &[Option<Url>],
     rules: Option<&ArticleRules>,
+    timezone: chrono_tz::Tz,
 ) -> Vec<Option<Result<Extracted, String>>> {
     let limit = ctx.settings.http.concurrency.max(1);
     futures_util::stream::iter(urls.iter().cloned())
@@ -387,7 +389,10 @@ async fn fetch_pages(
             let url = url?;
             Some(match ctx.fetcher.get(&url, None).await {
                 Ok(FetchOutcome::Fetched(page)) => {
-                    Ok(extract::extract_article(&page.text, &page.url, rules))
+                    let page_ctx = extract::PageContext::new(&page.url)
+                        .with_rules(rules)
+                        .with_timezone(Some(timezone));
+                    Ok(extract::extractor().extract(&page.text, &page_ctx))
                 }
                 Ok(FetchOutcome::NotModified) => Err(format!(
                     "{url}: unexpected 304 without a conditional request"

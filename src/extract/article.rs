@@ -15,14 +15,34 @@ use scraper::{ElementRef, Html, Node, Selector};
 use serde_json::Value;
 use url::Url;
 
-use super::date::parse_date;
+use super::date::{DateContext, parse_date_in};
 use super::feed::primary_language;
 use super::text::{Paragraphs, is_block, is_invisible};
-use super::{ArticleRules, Extracted};
+use super::{ArticleRules, Extracted, Extractor, PageContext};
 
-/// Extracts an article page; `rules` are the source's selectors, tried before the generic
-/// extractor for each field.
+/// marsad's own extractor: metadata from Open Graph / JSON-LD / `<time>`, the body from a
+/// Readability-style scorer on scraper's DOM.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Generic;
+
+impl Extractor for Generic {
+    fn name(&self) -> &'static str {
+        "marsad"
+    }
+
+    fn extract(&self, html: &str, page: &PageContext<'_>) -> Extracted {
+        extract_with(html, page)
+    }
+}
+
+/// Extracts an article page fetched now, with zoneless dates read as UTC; `rules` are the
+/// source's selectors, tried before the generic extractor for each field.
 pub fn extract_article(html: &str, url: &Url, rules: Option<&ArticleRules>) -> Extracted {
+    extract_with(html, &PageContext::new(url).with_rules(rules))
+}
+
+fn extract_with(html: &str, ctx: &PageContext<'_>) -> Extracted {
+    let (url, rules, dates) = (ctx.url, ctx.rules, ctx.dates());
     let doc = Html::parse_document(html);
     let page = PageMeta::collect(&doc);
 
@@ -35,7 +55,7 @@ pub fn extract_article(html: &str, url: &Url, rules: Option<&ArticleRules>) -> E
         .map(|sel| {
             let mut segments = Vec::new();
             for element in doc.select(sel) {
-                segments.extend(Blocks::walk(element).segments);
+                segments.extend(Blocks::walk(element, true).segments);
             }
             join_segments(segments.iter().filter(|s| !s.is_link_list()))
         })
@@ -43,8 +63,8 @@ pub fn extract_article(html: &str, url: &Url, rules: Option<&ArticleRules>) -> E
         .unwrap_or_else(|| main_text(&doc, &page));
     let published = rules
         .and_then(|r| r.published.as_ref())
-        .and_then(|sel| doc.select(sel).find_map(element_date))
-        .or_else(|| generic_published(&doc, &page, url));
+        .and_then(|sel| doc.select(sel).find_map(|e| element_date(e, &dates)))
+        .or_else(|| generic_published(&doc, &page, url, &dates));
     let author = generic_author(&doc, &page);
     let language = language(&doc, &page, &title, &body);
     Extracted {
@@ -273,6 +293,13 @@ const LIKELY: &[&str] = &["article", "body", "column", "content", "main"];
 
 /// Whether a subtree is page furniture rather than article content.
 fn is_furniture(element: ElementRef<'_>) -> bool {
+    is_furniture_with(element, true)
+}
+
+/// `by_name`: also drop elements whose class or id names page furniture. A second pass runs
+/// without it when the first finds little text, as Readability does, since some templates
+/// put the article inside a "widget" or "sidebar-layout" container.
+fn is_furniture_with(element: ElementRef<'_>, by_name: bool) -> bool {
     let el = element.value();
     let tag = el.name();
     if is_invisible(tag)
@@ -311,7 +338,9 @@ fn is_furniture(element: ElementRef<'_>) -> bool {
     {
         return true;
     }
-    UNLIKELY.iter().any(|w| names.contains(w)) && !LIKELY.iter().any(|w| names.contains(w))
+    by_name
+        && UNLIKELY.iter().any(|w| names.contains(w))
+        && !LIKELY.iter().any(|w| names.contains(w))
 }
 
 /// A run of text owned by one block element, between two block boundaries.
@@ -345,10 +374,12 @@ struct Blocks<'a> {
     segments: Vec<Segment>,
     current: Paragraphs,
     current_links: usize,
+    /// Whether class/id names count as furniture (see [`is_furniture_with`]).
+    by_name: bool,
 }
 
 impl<'a> Blocks<'a> {
-    fn walk(root: ElementRef<'a>) -> Blocks<'a> {
+    fn walk(root: ElementRef<'a>, by_name: bool) -> Blocks<'a> {
         let mut blocks = Blocks {
             nodes: vec![BlockNode {
                 element: root,
@@ -357,6 +388,7 @@ impl<'a> Blocks<'a> {
             segments: Vec::new(),
             current: Paragraphs::default(),
             current_links: 0,
+            by_name,
         };
         blocks.visit(root, 0, false);
         blocks.flush(0);
@@ -379,7 +411,7 @@ impl<'a> Blocks<'a> {
                     let Some(child) = ElementRef::wrap(child) else {
                         continue;
                     };
-                    if is_furniture(child) {
+                    if is_furniture_with(child, self.by_name) {
                         continue;
                     }
                     let tag = el.name();
@@ -438,7 +470,29 @@ fn main_text(doc: &Html, page: &PageMeta) -> String {
     let root = sel("body")
         .and_then(|s| doc.select(&s).next())
         .unwrap_or_else(|| doc.root_element());
-    let blocks = Blocks::walk(root);
+    let ld_body = page.ld_str("articleBody").map(|b| clean(&b));
+    let ld_chars = ld_body.as_ref().map_or(0, |b| b.chars().count());
+    let mut body = scored_text(root, true);
+    // Little text: the article may sit in a container named like furniture ("widget Blog").
+    let enough = MIN_BODY_CHARS.max(ld_chars / 2);
+    if body.chars().count() < enough {
+        let relaxed = scored_text(root, false);
+        if relaxed.chars().count() > body.chars().count() {
+            body = relaxed;
+        }
+    }
+    // The publisher's own articleBody, when the layout gave clearly less of it.
+    match ld_body {
+        Some(ld) if ld_chars > 2 * body.chars().count().max(1) => ld,
+        _ => body,
+    }
+}
+
+/// Below this many characters a first pass is retried without class/id furniture rules.
+const MIN_BODY_CHARS: usize = 500;
+
+fn scored_text(root: ElementRef<'_>, by_name: bool) -> String {
+    let blocks = Blocks::walk(root, by_name);
     let mut score = vec![0.0f64; blocks.nodes.len()];
     let mut total_chars = vec![0usize; blocks.nodes.len()];
     let mut link_chars = vec![0usize; blocks.nodes.len()];
@@ -477,10 +531,7 @@ fn main_text(doc: &Html, page: &PageMeta) -> String {
         .filter(|&i| adjusted[i] > 0.0)
         .max_by(|&a, &b| adjusted[a].total_cmp(&adjusted[b]));
     let Some(top) = top else {
-        return page
-            .ld_str("articleBody")
-            .map(|b| clean(&b))
-            .unwrap_or_default();
+        return String::new();
     };
     // Siblings that scored well belong to the same article (split containers, lead + body).
     let threshold = (adjusted[top] * 0.2).max(3.0);
@@ -492,19 +543,12 @@ fn main_text(doc: &Html, page: &PageMeta) -> String {
             .collect(),
         None => vec![top],
     };
-    let body = join_segments(blocks.segments.iter().filter(|s| {
+    join_segments(blocks.segments.iter().filter(|s| {
         !s.is_link_list()
             && blocks.nodes[s.owner].element.value().name() != "h1"
             && (s.chars >= 20 || is_heading(blocks.nodes[s.owner].element))
             && blocks.lineage(s.owner).any(|a| included.contains(&a))
-    }));
-    if body.is_empty() {
-        page.ld_str("articleBody")
-            .map(|b| clean(&b))
-            .unwrap_or_default()
-    } else {
-        body
-    }
+    }))
 }
 
 fn is_heading(element: ElementRef<'_>) -> bool {
@@ -512,15 +556,15 @@ fn is_heading(element: ElementRef<'_>) -> bool {
 }
 
 /// A date from an element: machine-readable attributes first, then its text.
-fn element_date(element: ElementRef<'_>) -> Option<DateTime<Utc>> {
+fn element_date(element: ElementRef<'_>, dates: &DateContext) -> Option<DateTime<Utc>> {
     ["datetime", "content", "data-date", "title"]
         .iter()
         .filter_map(|a| element.value().attr(a))
-        .find_map(parse_date)
+        .find_map(|d| parse_date_in(d, dates))
         .or_else(|| {
             let text = one_line(element);
             (text.chars().count() <= 120)
-                .then(|| parse_date(&text))
+                .then(|| parse_date_in(&text, dates))
                 .flatten()
         })
 }
@@ -547,21 +591,31 @@ const PUBLISHED_META: &[&str] = &[
     "datecreated",
 ];
 
-fn generic_published(doc: &Html, page: &PageMeta, url: &Url) -> Option<DateTime<Utc>> {
+fn generic_published(
+    doc: &Html,
+    page: &PageMeta,
+    url: &Url,
+    dates: &DateContext,
+) -> Option<DateTime<Utc>> {
+    let parse = |d: &str| parse_date_in(d, dates);
     page.ld_str("datePublished")
-        .and_then(|d| parse_date(&d))
-        .or_else(|| PUBLISHED_META.iter().find_map(|k| page.meta(&[k]).and_then(parse_date)))
+        .and_then(|d| parse(&d))
+        .or_else(|| PUBLISHED_META.iter().find_map(|k| page.meta(&[k]).and_then(parse)))
         .or_else(|| {
             ["time[pubdate]", "[itemprop='datePublished']", "time[datetime]"]
                 .iter()
                 .filter_map(|css| sel(css))
-                .find_map(|s| doc.select(&s).find_map(element_date))
+                .find_map(|s| doc.select(&s).find_map(|e| element_date(e, dates)))
         })
         .or_else(|| date_in_url(url))
         .or_else(|| {
             // Elements named like a date ("post-date", "publish_time") hold readable dates.
             sel("[class*='date'], [class*='time'], [class*='publish'], [class*='created'], [id*='date']")
-                .and_then(|s| doc.select(&s).filter(|e| !is_furniture(*e)).find_map(element_date))
+                .and_then(|s| {
+                    doc.select(&s)
+                        .filter(|e| !is_furniture(*e))
+                        .find_map(|e| element_date(e, dates))
+                })
         })
 }
 

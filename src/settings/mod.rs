@@ -141,6 +141,8 @@ pub struct SourceConfig {
     pub kind: SourceKind,
     pub url: url::Url,
     pub language: Option<String>,
+    /// Zone of dates the source's pages write without one; `[schedule].timezone` when unset.
+    pub timezone: Option<chrono_tz::Tz>,
     pub poll: Option<Schedule>,
     /// CSS selector for article links on a listing page (required for `html`).
     pub links: Option<String>,

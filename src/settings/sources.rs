@@ -110,6 +110,12 @@ fn validate(
         .as_ref()
         .and_then(|p| super::parse_schedule(src, p, errors));
 
+    let timezone = source.timezone.as_ref().and_then(|tz| {
+        super::values::timezone(tz.get_ref())
+            .map_err(|message| errors.push(src.error(tz.span().start, message)))
+            .ok()
+    });
+
     let links = source.listing.map(|l| l.links);
     let (title, body, published) = source
         .article
@@ -134,6 +140,7 @@ fn validate(
         kind: source.kind.into_inner(),
         url: url?,
         language: source.language,
+        timezone,
         poll,
         links: links.map(Spanned::into_inner),
         article_title: title.map(Spanned::into_inner),
