@@ -287,6 +287,19 @@ const UNLIKELY: &[&str] = &[
     "tags",
     "author-box",
 ];
+/// Class/id words still dropped in the relaxed second pass: never the article itself.
+const NEVER_ARTICLE: &[&str] = &[
+    "comment",
+    "share",
+    "social",
+    "related",
+    "taboola",
+    "outbrain",
+    "newsletter",
+    "cookie",
+    "most-read",
+    "mostread",
+];
 /// Class/id words that rescue an element that also looks unlikely ("share-buttons" is
 /// dropped, "main-content-with-sidebar" is not), as Readability's "okMaybeItsACandidate".
 const LIKELY: &[&str] = &["article", "body", "column", "content", "main"];
@@ -338,9 +351,8 @@ fn is_furniture_with(element: ElementRef<'_>, by_name: bool) -> bool {
     {
         return true;
     }
-    by_name
-        && UNLIKELY.iter().any(|w| names.contains(w))
-        && !LIKELY.iter().any(|w| names.contains(w))
+    let unlikely: &[&str] = if by_name { UNLIKELY } else { NEVER_ARTICLE };
+    unlikely.iter().any(|w| names.contains(w)) && !LIKELY.iter().any(|w| names.contains(w))
 }
 
 /// A run of text owned by one block element, between two block boundaries.
@@ -488,6 +500,9 @@ fn main_text(doc: &Html, page: &PageMeta) -> String {
     }
 }
 
+/// Containers scoring at least this share of the best one count as parts of the article.
+const ALTERNATIVE_RATIO: f64 = 0.65;
+
 /// Below this many characters a first pass is retried without class/id furniture rules.
 const MIN_BODY_CHARS: usize = 500;
 
@@ -530,9 +545,31 @@ fn scored_text(root: ElementRef<'_>, by_name: bool) -> String {
     let top = (0..adjusted.len())
         .filter(|&i| adjusted[i] > 0.0)
         .max_by(|&a, &b| adjusted[a].total_cmp(&adjusted[b]));
-    let Some(top) = top else {
+    let Some(mut top) = top else {
         return String::new();
     };
+    // An article split into several containers (ads or pull quotes between them): when other
+    // containers outside the top one score nearly as well, their common ancestor is the
+    // article, as in Readability's alternative-candidates step.
+    let best = adjusted[top];
+    let alternatives: Vec<usize> = (0..adjusted.len())
+        .filter(|&i| {
+            adjusted[i] >= best * ALTERNATIVE_RATIO
+                && i != top
+                && !blocks.lineage(i).any(|a| a == top)
+                && !blocks.lineage(top).any(|a| a == i)
+        })
+        .collect();
+    if !alternatives.is_empty() {
+        let top_line: Vec<usize> = blocks.lineage(top).collect();
+        let common = alternatives.iter().fold(top_line, |line, &alt| {
+            let alt_line: Vec<usize> = blocks.lineage(alt).collect();
+            line.into_iter().filter(|a| alt_line.contains(a)).collect()
+        });
+        if let Some(&ancestor) = common.first() {
+            top = ancestor;
+        }
+    }
     // Siblings that scored well belong to the same article (split containers, lead + body).
     let threshold = (adjusted[top] * 0.2).max(3.0);
     let included: Vec<usize> = match blocks.nodes[top].parent {
