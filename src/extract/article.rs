@@ -15,7 +15,7 @@ use scraper::{ElementRef, Html, Node, Selector};
 use serde_json::Value;
 use url::Url;
 
-use super::date::{DateContext, parse_date_in};
+use super::date::{DateContext, parse_date, parse_date_in};
 use super::feed::primary_language;
 use super::text::{Paragraphs, is_block, is_invisible};
 use super::{ArticleRules, Extracted, Extractor, PageContext};
@@ -286,6 +286,13 @@ const UNLIKELY: &[&str] = &[
     "outbrain",
     "tags",
     "author-box",
+    "caption",
+    "credit",
+    "gallery",
+    "slideshow",
+    "carousel",
+    "byline",
+    "timestamp",
 ];
 /// Class/id words still dropped in the relaxed second pass: never the article itself.
 const NEVER_ARTICLE: &[&str] = &[
@@ -317,7 +324,10 @@ fn is_furniture_with(element: ElementRef<'_>, by_name: bool) -> bool {
     let tag = el.name();
     if is_invisible(tag)
         // Not <form>: ASP.NET sites wrap the whole page in one.
-        || matches!(tag, "nav" | "aside" | "footer" | "header" | "figcaption" | "dialog")
+        || matches!(
+            tag,
+            "nav" | "aside" | "footer" | "header" | "figure" | "figcaption" | "dialog"
+        )
     {
         return true;
     }
@@ -580,12 +590,21 @@ fn scored_text(root: ElementRef<'_>, by_name: bool) -> String {
             .collect(),
         None => vec![top],
     };
+    let mut seen = std::collections::HashSet::new();
     join_segments(blocks.segments.iter().filter(|s| {
         !s.is_link_list()
             && blocks.nodes[s.owner].element.value().name() != "h1"
             && (s.chars >= 20 || is_heading(blocks.nodes[s.owner].element))
+            && !is_date_line(s)
             && blocks.lineage(s.owner).any(|a| included.contains(&a))
+            // The same caption or pull quote repeated (slideshows, responsive copies).
+            && seen.insert(s.text.as_str())
     }))
+}
+
+/// A short line that is only a date ("Updated 5:27 am CST, Wednesday, November 20, 2019").
+fn is_date_line(segment: &Segment) -> bool {
+    segment.chars <= 80 && !segment.text.ends_with('.') && parse_date(&segment.text).is_some()
 }
 
 fn is_heading(element: ElementRef<'_>) -> bool {
