@@ -361,6 +361,17 @@ fn is_furniture_with(element: ElementRef<'_>, by_name: bool) -> bool {
     {
         return true;
     }
+    // "related-articles", "article-comments": an article word does not rescue a class that
+    // names a widget around articles. WordPress's "tag-…"/"category-…" classes on the
+    // article itself name its topics, not its role.
+    let widget = names.split_whitespace().any(|token| {
+        !token.starts_with("tag-")
+            && !token.starts_with("category-")
+            && NEVER_ARTICLE.iter().any(|w| token.contains(w))
+    });
+    if widget {
+        return true;
+    }
     let unlikely: &[&str] = if by_name { UNLIKELY } else { NEVER_ARTICLE };
     unlikely.iter().any(|w| names.contains(w)) && !LIKELY.iter().any(|w| names.contains(w))
 }
@@ -765,8 +776,57 @@ fn language(doc: &Html, page: &PageMeta, title: &str, body: &str) -> Option<Stri
         Some(lang) if mostly_arabic && !arabic_script(&lang) => Some("ar".into()),
         Some(lang) => Some(lang),
         None if mostly_arabic => Some("ar".into()),
-        None => None,
+        None => detect_language(title, body),
     }
+}
+
+/// The language of the text (whatlang), as an ISO 639-1 code, when the page declares none
+/// and the detector is confident.
+fn detect_language(title: &str, body: &str) -> Option<String> {
+    let sample: String = title
+        .chars()
+        .chain(std::iter::once('\n'))
+        .chain(body.chars())
+        .take(4000)
+        .collect();
+    let info = whatlang::detect(&sample)?;
+    if !info.is_reliable() {
+        return None;
+    }
+    use whatlang::Lang as L;
+    let code = match info.lang() {
+        L::Eng => "en",
+        L::Ara => "ar",
+        L::Fra => "fr",
+        L::Deu => "de",
+        L::Spa => "es",
+        L::Por => "pt",
+        L::Ita => "it",
+        L::Nld => "nl",
+        L::Rus => "ru",
+        L::Ukr => "uk",
+        L::Tur => "tr",
+        L::Heb => "he",
+        L::Pes => "fa",
+        L::Urd => "ur",
+        L::Cmn => "zh",
+        L::Jpn => "ja",
+        L::Kor => "ko",
+        L::Hin => "hi",
+        L::Ell => "el",
+        L::Pol => "pl",
+        L::Swe => "sv",
+        L::Dan => "da",
+        L::Nob => "nb",
+        L::Fin => "fi",
+        L::Ces => "cs",
+        L::Ron => "ro",
+        L::Hun => "hu",
+        L::Ind => "id",
+        // Languages without a two-letter code keep whatlang's three-letter one.
+        other => other.code(),
+    };
+    Some(code.to_string())
 }
 
 #[cfg(test)]
