@@ -592,7 +592,7 @@ fn scored_text(root: ElementRef<'_>, by_name: bool) -> String {
         }
     }
     // Siblings that scored well belong to the same article (split containers, lead + body).
-    let threshold = (adjusted[top] * 0.2).max(3.0);
+    let threshold = (adjusted[top] * 0.1).max(3.0);
     let included: Vec<usize> = match blocks.nodes[top].parent {
         Some(parent) => (0..blocks.nodes.len())
             .filter(|&i| {
@@ -605,7 +605,6 @@ fn scored_text(root: ElementRef<'_>, by_name: bool) -> String {
     join_segments(blocks.segments.iter().filter(|s| {
         !s.is_link_list()
             && blocks.nodes[s.owner].element.value().name() != "h1"
-            && (s.chars >= 20 || is_heading(blocks.nodes[s.owner].element))
             && !is_date_line(s)
             && blocks.lineage(s.owner).any(|a| included.contains(&a))
             // The same caption or pull quote repeated (slideshows, responsive copies).
@@ -616,10 +615,6 @@ fn scored_text(root: ElementRef<'_>, by_name: bool) -> String {
 /// A short line that is only a date ("Updated 5:27 am CST, Wednesday, November 20, 2019").
 fn is_date_line(segment: &Segment) -> bool {
     segment.chars <= 80 && !segment.text.ends_with('.') && parse_date(&segment.text).is_some()
-}
-
-fn is_heading(element: ElementRef<'_>) -> bool {
-    matches!(element.value().name(), "h2" | "h3" | "h4" | "h5" | "h6")
 }
 
 /// A date from an element: machine-readable attributes first, then its text.
