@@ -753,3 +753,24 @@ fn file_keys_after_a_section_are_accepted_but_not_twice() {
         ["marsad.toml:4:1: sources is set twice; first on line 1"]
     );
 }
+
+#[test]
+fn source_timezone_is_read_and_checked() {
+    let f = Fixture::new();
+    f.write(
+        "sources.toml",
+        "[[source]]\nid = \"cairo\"\nkind = \"feed\"\nurl = \"https://example.org/a\"\ntimezone = \"Africa/Cairo\"\n\n\
+         [[source]]\nid = \"plain\"\nkind = \"feed\"\nurl = \"https://example.org/b\"\n",
+    );
+    let s = f.load().unwrap();
+    assert_eq!(s.sources[0].timezone, Some(chrono_tz::Africa::Cairo));
+    assert_eq!(s.sources[1].timezone, None);
+    f.write(
+        "sources.toml",
+        "[[source]]\nid = \"cairo\"\nkind = \"feed\"\nurl = \"https://example.org/a\"\ntimezone = \"Africa/Kairo\"\n",
+    );
+    assert_eq!(
+        f.errors(),
+        ["sources.toml:5:12: unknown timezone \"Africa/Kairo\"; expected an IANA name like \"Asia/Beirut\" or \"UTC\""]
+    );
+}
