@@ -606,15 +606,64 @@ fn scored_text(root: ElementRef<'_>, by_name: bool) -> String {
         !s.is_link_list()
             && blocks.nodes[s.owner].element.value().name() != "h1"
             && !is_date_line(s)
+            && !is_boilerplate_line(s)
             && blocks.lineage(s.owner).any(|a| included.contains(&a))
             // The same caption or pull quote repeated (slideshows, responsive copies).
             && seen.insert(s.text.as_str())
     }))
 }
 
-/// A short line that is only a date ("Updated 5:27 am CST, Wednesday, November 20, 2019").
+/// A short line that is only a date ("Updated 5:27 am CST, Wednesday, November 20, 2019"), or
+/// a date and time in a language whose month names we do not read ("sexta-feira, 22 de
+/// outubro de 2010 às 20:13").
 fn is_date_line(segment: &Segment) -> bool {
-    segment.chars <= 80 && !segment.text.ends_with('.') && parse_date(&segment.text).is_some()
+    if segment.chars > 80 || segment.text.ends_with('.') {
+        return false;
+    }
+    if parse_date(&segment.text).is_some() {
+        return true;
+    }
+    let has_year = segment
+        .text
+        .split(|c: char| !c.is_ascii_digit())
+        .any(|n| n.len() == 4 && n.parse::<u32>().is_ok_and(|y| (1990..=2100).contains(&y)));
+    let has_time = segment.text.as_bytes().windows(3).any(|w| {
+        w[0].is_ascii_digit() && w[1] == b':' && w[2].is_ascii_digit()
+    });
+    has_year && has_time
+}
+
+/// Labels of page widgets that end up as lines of their own.
+const BOILERPLATE_LINES: &[&str] = &[
+    "advert",
+    "advertisement",
+    "ad",
+    "sponsored",
+    "tags",
+    "share",
+    "share this",
+    "share this article",
+    "comments",
+    "comment",
+    "related",
+    "read more",
+    "join the conversation...",
+    "join the conversation",
+    "this slideshow requires javascript.",
+    "إعلان",
+    "شارك",
+    "اقرأ أيضا",
+    "اقرأ أيضاً",
+    "اقرأ ايضا",
+    "مواضيع ذات صلة",
+    "الوسوم",
+];
+
+fn is_boilerplate_line(segment: &Segment) -> bool {
+    segment.chars <= 40 && {
+        let line = segment.text.trim().trim_end_matches(':').to_lowercase();
+        BOILERPLATE_LINES.contains(&line.as_str())
+    }
 }
 
 /// A date from an element: machine-readable attributes first, then its text.
