@@ -281,7 +281,11 @@ fn main() {
         let elapsed: Duration = best[r].iter().sum();
         if page_filter.is_some() {
             for (page, out) in pages.iter().zip(outputs) {
-                println!("--- {name} {} ({} bytes of HTML)\n{out}", page.id, page.html.len());
+                println!(
+                    "--- {name} {} ({} bytes of HTML)\n{out}",
+                    page.id,
+                    page.html.len()
+                );
             }
         }
         let s = score(&pages, outputs);

@@ -116,10 +116,7 @@ fn arabic_pages_meet_every_expectation() {
         let url_text = expected["url"].as_str().unwrap();
         let url = url::Url::parse(url_text).unwrap();
         let zone = publisher_zone(url_text);
-        let got = extractor().extract(
-            &html,
-            &PageContext::new(&url).with_timezone(Some(zone)),
-        );
+        let got = extractor().extract(&html, &PageContext::new(&url).with_timezone(Some(zone)));
 
         if got.language.as_deref() != expected["language"].as_str() {
             failures.push(format!("{name}: language {:?}", got.language));
@@ -145,7 +142,11 @@ fn arabic_pages_meet_every_expectation() {
                 failures.push(format!("{name}: body lacks {s:?}"));
             }
         }
-        for snippet in expected["body_not_contains"].as_array().into_iter().flatten() {
+        for snippet in expected["body_not_contains"]
+            .as_array()
+            .into_iter()
+            .flatten()
+        {
             snippets += 1;
             let s = snippet.as_str().unwrap();
             if got.body.contains(s) {
@@ -159,7 +160,9 @@ fn arabic_pages_meet_every_expectation() {
                 got.published
                     .is_some_and(|p| p.with_timezone(&zone).date_naive() == day)
             } else {
-                let instant = DateTime::parse_from_rfc3339(want).unwrap().with_timezone(&Utc);
+                let instant = DateTime::parse_from_rfc3339(want)
+                    .unwrap()
+                    .with_timezone(&Utc);
                 got.published == Some(instant)
             };
             if !ok {

@@ -109,7 +109,10 @@ fn published_prefers_json_ld_then_meta_then_time_element() {
 // ---- published: dates written for readers ----
 
 fn visible(date: &str) -> String {
-    page("", &format!("<span class=\"post-date\">{date}</span>{BODY}"))
+    page(
+        "",
+        &format!("<span class=\"post-date\">{date}</span>{BODY}"),
+    )
 }
 
 #[test]
@@ -260,7 +263,9 @@ fn relative_dates_count_back_from_the_fetch() {
 
 #[test]
 fn language_from_the_html_lang_attribute() {
-    let html = format!("<html lang=\"en-GB\"><head></head><body><article>{ENGLISH_BODY}</article></body></html>");
+    let html = format!(
+        "<html lang=\"en-GB\"><head></head><body><article>{ENGLISH_BODY}</article></body></html>"
+    );
     assert_eq!(extract(&html).language.as_deref(), Some("en"));
 }
 
@@ -278,7 +283,9 @@ fn language_detected_from_the_text_when_undeclared() {
 
 #[test]
 fn arabic_text_under_an_english_declaration_is_arabic() {
-    let html = format!("<html lang=\"en-US\" dir=\"rtl\"><head></head><body><article>{BODY}</article></body></html>");
+    let html = format!(
+        "<html lang=\"en-US\" dir=\"rtl\"><head></head><body><article>{BODY}</article></body></html>"
+    );
     assert_eq!(extract(&html).language.as_deref(), Some("ar"));
 }
 
@@ -293,8 +300,16 @@ fn body_keeps_headings_and_lists_and_drops_share_related_and_comments() {
 <section id=\"comments\"><p>I think this is a very interesting article and I agree with it, thanks for writing.</p></section>"
     );
     let got = extract(&page("", &body));
-    assert!(got.body.contains("What the envoy asked for"), "{}", got.body);
-    assert!(got.body.contains("A guarantee that the northern border"), "{}", got.body);
+    assert!(
+        got.body.contains("What the envoy asked for"),
+        "{}",
+        got.body
+    );
+    assert!(
+        got.body.contains("A guarantee that the northern border"),
+        "{}",
+        got.body
+    );
     for leaked in ["Share on", "Related:", "I think this"] {
         assert!(!got.body.contains(leaked), "{leaked} leaked: {}", got.body);
     }
@@ -307,7 +322,9 @@ fn json_ld_article_body_when_the_layout_hides_the_text() {
         "<p>Teaser only.</p>",
     );
     assert!(
-        extract(&html).body.starts_with("The full text of the story"),
+        extract(&html)
+            .body
+            .starts_with("The full text of the story"),
         "{}",
         extract(&html).body
     );

@@ -53,24 +53,32 @@ async fn sources_test_extracts_alkhanadeq_without_article_selectors() {
     let by_url = |suffix: &str| {
         lines
             .iter()
-            .find(|l| {
-                l["url"]
-                    .as_str()
-                    .is_some_and(|u| u.contains(suffix))
-            })
+            .find(|l| l["url"].as_str().is_some_and(|u| u.contains(suffix)))
             .unwrap_or_else(|| panic!("no article for {suffix}: {}", stdout(&out)))
     };
 
     let first = by_url("/post/1201/");
-    assert_eq!(first["title"], "روسيا تحذّر إسرائيل من توسيع الحرب على لبنان");
+    assert_eq!(
+        first["title"],
+        "روسيا تحذّر إسرائيل من توسيع الحرب على لبنان"
+    );
     assert_eq!(first["language"], "ar");
     // 14:05 in Beirut on 28 October 2023 (UTC+3, summer time).
     assert_eq!(first["published"], "2023-10-28T11:05:00Z");
     let body = first["body"].as_str().unwrap();
     assert!(body.starts_with("حذّرت وزارة الخارجية الروسية"), "{body}");
-    assert!(body.contains("اتصالات إقليمية"), "the subheading is kept: {body}");
+    assert!(
+        body.contains("اتصالات إقليمية"),
+        "the subheading is kept: {body}"
+    );
     assert!(body.ends_with("إلى حرب إقليمية واسعة."), "{body}");
-    for boilerplate in ["فيسبوك", "مقالات ذات صلة", "جميع الحقوق", "صورة أرشيفية", "الرئيسية"] {
+    for boilerplate in [
+        "فيسبوك",
+        "مقالات ذات صلة",
+        "جميع الحقوق",
+        "صورة أرشيفية",
+        "الرئيسية",
+    ] {
         assert!(!body.contains(boilerplate), "{boilerplate} leaked: {body}");
     }
     assert_eq!(first["body_chars"], body.chars().count());
@@ -92,9 +100,15 @@ async fn sources_test_extracts_alkhanadeq_without_article_selectors() {
         "published {published}, fetched between {before} and {after}"
     );
     let body = second["body"].as_str().unwrap();
-    assert!(body.contains("استهداف المواقع العسكرية"), "list items are kept: {body}");
+    assert!(
+        body.contains("استهداف المواقع العسكرية"),
+        "list items are kept: {body}"
+    );
     assert!(body.ends_with("وفق ما يراه المراقبون."), "{body}");
-    assert!(!body.contains("التعليقات") && !body.contains("تعليق من أحد القراء"), "{body}");
+    assert!(
+        !body.contains("التعليقات") && !body.contains("تعليق من أحد القراء"),
+        "{body}"
+    );
 
     // Nothing stored: a later `articles` lists nothing.
     let articles = env.marsad(&["articles", "--json"]).await;
@@ -108,8 +122,17 @@ async fn sources_test_prints_a_readable_summary() {
     let out = env.marsad(&["sources", "test", "alkhanadeq"]).await;
     assert!(out.status.success(), "{}", stderr(&out));
     let text = stdout(&out);
-    assert!(text.contains("روسيا تحذّر إسرائيل من توسيع الحرب على لبنان"), "{text}");
-    assert!(text.contains("published 2023-10-28T11:05:00+00:00"), "{text}");
+    assert!(
+        text.contains("روسيا تحذّر إسرائيل من توسيع الحرب على لبنان"),
+        "{text}"
+    );
+    assert!(
+        text.contains("published 2023-10-28T11:05:00+00:00"),
+        "{text}"
+    );
     assert!(text.contains("language ar"), "{text}");
-    assert!(text.contains("2 articles extracted (nothing stored)"), "{text}");
+    assert!(
+        text.contains("2 articles extracted (nothing stored)"),
+        "{text}"
+    );
 }

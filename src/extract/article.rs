@@ -104,7 +104,10 @@ fn strip_inert(html: &str) -> std::borrow::Cow<'_, str> {
         let lt = i + offset;
         let (content_start, end_pat): (usize, &[u8]) = if starts_with_ci(lt, b"<!--") {
             (lt, b"-->")
-        } else if starts_with_ci(lt, b"<script") || starts_with_ci(lt, b"<style") || starts_with_ci(lt, b"<svg") {
+        } else if starts_with_ci(lt, b"<script")
+            || starts_with_ci(lt, b"<style")
+            || starts_with_ci(lt, b"<svg")
+        {
             let Some(gt) = bytes[lt..].iter().position(|&b| b == b'>').map(|p| lt + p) else {
                 break;
             };
@@ -691,9 +694,11 @@ fn is_date_line(segment: &Segment) -> bool {
         .text
         .split(|c: char| !c.is_ascii_digit())
         .any(|n| n.len() == 4 && n.parse::<u32>().is_ok_and(|y| (1990..=2100).contains(&y)));
-    let has_time = segment.text.as_bytes().windows(3).any(|w| {
-        w[0].is_ascii_digit() && w[1] == b':' && w[2].is_ascii_digit()
-    });
+    let has_time = segment
+        .text
+        .as_bytes()
+        .windows(3)
+        .any(|w| w[0].is_ascii_digit() && w[1] == b':' && w[2].is_ascii_digit());
     has_year && has_time
 }
 

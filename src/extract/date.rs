@@ -53,7 +53,10 @@ fn local_to_utc(naive: NaiveDateTime, ctx: Option<&DateContext>) -> DateTime<Utc
             .from_local_datetime(&naive)
             .earliest()
             // A wall-clock time skipped by a DST change: read it an hour later.
-            .or_else(|| tz.from_local_datetime(&(naive + Duration::hours(1))).earliest())
+            .or_else(|| {
+                tz.from_local_datetime(&(naive + Duration::hours(1)))
+                    .earliest()
+            })
             .map(|d| d.with_timezone(&Utc))
             .unwrap_or_else(|| Utc.from_utc_datetime(&naive)),
         None => Utc.from_utc_datetime(&naive),
@@ -116,8 +119,7 @@ fn relative(s: &str, ctx: &DateContext) -> Option<DateTime<Utc>> {
     if marked {
         for (i, token) in tokens.iter().enumerate() {
             let Token::Word(word) = token else { continue };
-            let Some(&(_, seconds, implied)) = RELATIVE_UNITS.iter().find(|u| u.0 == word)
-            else {
+            let Some(&(_, seconds, implied)) = RELATIVE_UNITS.iter().find(|u| u.0 == word) else {
                 continue;
             };
             let count = match i.checked_sub(1).map(|j| &tokens[j]) {

@@ -771,6 +771,8 @@ fn source_timezone_is_read_and_checked() {
     );
     assert_eq!(
         f.errors(),
-        ["sources.toml:5:12: unknown timezone \"Africa/Kairo\"; expected an IANA name like \"Asia/Beirut\" or \"UTC\""]
+        [
+            "sources.toml:5:12: unknown timezone \"Africa/Kairo\"; expected an IANA name like \"Asia/Beirut\" or \"UTC\""
+        ]
     );
 }
