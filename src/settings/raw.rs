@@ -80,13 +80,13 @@ pub(crate) struct RawSource {
     pub kind: Spanned<SourceKind>,
     pub url: Spanned<String>,
     pub language: Option<String>,
-    /// Zone of dates the source's pages write without one.
-    pub timezone: Option<Spanned<String>>,
     pub poll: Option<Spanned<String>>,
     pub listing: Option<RawListing>,
     pub article: Option<RawArticle>,
     #[serde(default)]
     pub full_text: bool,
+    /// Zone of dates the source's pages write without one.
+    pub timezone: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]
