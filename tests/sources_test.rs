@@ -136,3 +136,26 @@ async fn sources_test_prints_a_readable_summary() {
         "{text}"
     );
 }
+
+#[tokio::test]
+async fn a_source_timezone_overrides_the_schedule_timezone_for_page_dates() {
+    let sources_in_cairo = |base: &str| {
+        sources(base).replace(
+            "language = \"ar\"\n",
+            "language = \"ar\"\ntimezone = \"Africa/Cairo\"\n",
+        )
+    };
+    let env = Env::new(routes(), sources_in_cairo, OUTBOX_MAIL).await;
+    let out = env
+        .marsad(&["sources", "test", "alkhanadeq", "--json"])
+        .await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    let lines = json_lines(&out);
+    let first = lines
+        .iter()
+        .find(|l| l["url"].as_str().is_some_and(|u| u.contains("/post/1201/")))
+        .unwrap_or_else(|| panic!("{}", stdout(&out)));
+    // 14:05 in Cairo on 28 October 2023: UTC+2 (Egypt's summer time ended on 26 October),
+    // where Beirut's would have given 11:05Z.
+    assert_eq!(first["published"], "2023-10-28T12:05:00Z");
+}
