@@ -138,8 +138,26 @@ fn relative(s: &str, ctx: &DateContext) -> Option<DateTime<Utc>> {
     } else {
         None
     }?;
-    // Only short labels ("أمس 14:05", "Yesterday"), not sentences that mention the day.
-    if words.len() > 3 {
+    // Only labels ("أمس 14:05", "Yesterday at 6:40 pm"), not sentences or names that
+    // mention the day ("اليوم السابع" is a newspaper).
+    const LABEL_WORDS: &[&str] = &[
+        "امس",
+        "البارحه",
+        "اليوم",
+        "yesterday",
+        "today",
+        "at",
+        "الساعه",
+        "في",
+        "ص",
+        "م",
+        "صباحا",
+        "مساء",
+        "مساءا",
+        "am",
+        "pm",
+    ];
+    if !words.iter().all(|w| LABEL_WORDS.contains(w)) {
         return None;
     }
     let today = match ctx.timezone {
@@ -523,6 +541,31 @@ mod tests {
 
     fn check(input: &str, expected: &str) {
         assert_eq!(parse_date(input), Some(utc(expected)), "input: {input:?}");
+    }
+
+    fn ctx(now: &str) -> DateContext {
+        DateContext {
+            timezone: None,
+            now: utc(now),
+        }
+    }
+
+    #[test]
+    fn day_words_only_as_labels() {
+        let c = ctx("2024-03-01T12:00:00Z");
+        assert_eq!(
+            parse_date_in("أمس الساعة 14:05", &c),
+            Some(utc("2024-02-29T14:05:00Z"))
+        );
+        assert_eq!(
+            parse_date_in("Today at 9:30 am", &c),
+            Some(utc("2024-03-01T09:30:00Z"))
+        );
+        assert_eq!(parse_date_in("اليوم السابع", &c), None);
+        assert_eq!(parse_date_in("Today's papers", &c), None);
+        // Without a context, nothing relative and nothing year-less is read.
+        assert_eq!(parse_date("منذ 3 ساعات"), None);
+        assert_eq!(parse_date("28 تشرين الأول"), None);
     }
 
     #[test]
