@@ -583,7 +583,7 @@ async fn extract(target: &str, as_json: bool) -> Result<ExitCode> {
             .map_err(|_| invalid(format!("{target}: not an absolute path")))?;
         (text, url)
     };
-    let e = marsad::extract::extract_article(&html, &url, None);
+    let e = marsad::extract::extractor().extract(&html, &marsad::extract::PageContext::new(&url));
     if as_json {
         println!(
             "{}",

@@ -500,7 +500,7 @@ async fn collect_feed_items(
     }
     let pages = if full_text {
         let urls: Vec<Option<Url>> = wanted.iter().map(|i| i.url.clone()).collect();
-        fetch_pages(ctx, &urls, rules).await
+        fetch_pages(ctx, source, &urls, rules).await
     } else {
         wanted.iter().map(|_| None).collect()
     };
@@ -559,7 +559,7 @@ async fn collect_pages(
         wanted = fresh;
     }
     let urls: Vec<Option<Url>> = wanted.iter().map(|t| Some(t.url.clone())).collect();
-    let pages = fetch_pages(ctx, &urls, rules).await;
+    let pages = fetch_pages(ctx, source, &urls, rules).await;
     for (target, page) in wanted.into_iter().zip(pages) {
         let url = &target.url;
         match page {
@@ -700,19 +700,22 @@ fn article_rules(source: &SourceConfig) -> Result<Option<ArticleRules>, CollectE
 /// host and overall. The result is in the order of `urls`.
 async fn fetch_pages(
     ctx: &Context,
+    source: &SourceConfig,
     urls: &[Option<Url>],
     rules: Option<&ArticleRules>,
 ) -> Vec<Option<Result<Extracted, FetchError>>> {
+    // Dates a page gives without a zone are in the source's (or the configured) timezone.
+    let timezone = source.timezone.unwrap_or(ctx.settings.schedule.timezone);
     let limit = ctx.settings.http.concurrency.max(1);
     futures_util::stream::iter(urls.iter().cloned())
         .map(|url| async move {
             let url = url?;
-            Some(
-                ctx.fetcher
-                    .get_html(&url)
-                    .await
-                    .map(|page| extract::extract_article(&page.text, &page.url, rules)),
-            )
+            Some(ctx.fetcher.get_html(&url).await.map(|page| {
+                let page_ctx = extract::PageContext::new(&page.url)
+                    .with_rules(rules)
+                    .with_timezone(Some(timezone));
+                extract::extractor().extract(&page.text, &page_ctx)
+            }))
         })
         .buffered(limit)
         .collect()

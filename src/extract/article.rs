@@ -15,15 +15,35 @@ use scraper::{ElementRef, Html, Node, Selector};
 use serde_json::Value;
 use url::Url;
 
-use super::date::parse_date;
+use super::date::{DateContext, parse_date, parse_date_in};
 use super::feed::primary_language;
 use super::text::{Paragraphs, is_block, is_invisible};
-use super::{ArticleRules, Extracted};
+use super::{ArticleRules, Extracted, Extractor, PageContext};
 
-/// Extracts an article page; `rules` are the source's selectors, tried before the generic
-/// extractor for each field.
+/// marsad's own extractor: metadata from Open Graph / JSON-LD / `<time>`, the body from a
+/// Readability-style scorer on scraper's DOM.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Generic;
+
+impl Extractor for Generic {
+    fn name(&self) -> &'static str {
+        "marsad"
+    }
+
+    fn extract(&self, html: &str, page: &PageContext<'_>) -> Extracted {
+        extract_with(html, page)
+    }
+}
+
+/// Extracts an article page fetched now, with zoneless dates read as UTC; `rules` are the
+/// source's selectors, tried before the generic extractor for each field.
 pub fn extract_article(html: &str, url: &Url, rules: Option<&ArticleRules>) -> Extracted {
-    let doc = Html::parse_document(html);
+    extract_with(html, &PageContext::new(url).with_rules(rules))
+}
+
+fn extract_with(html: &str, ctx: &PageContext<'_>) -> Extracted {
+    let (url, rules, dates) = (ctx.url, ctx.rules, ctx.dates());
+    let doc = Html::parse_document(&strip_inert(html));
     let page = PageMeta::collect(&doc);
 
     let title = rules
@@ -35,7 +55,7 @@ pub fn extract_article(html: &str, url: &Url, rules: Option<&ArticleRules>) -> E
         .map(|sel| {
             let mut segments = Vec::new();
             for element in doc.select(sel) {
-                segments.extend(Blocks::walk(element).segments);
+                segments.extend(Blocks::walk(element, true).segments);
             }
             join_segments(segments.iter().filter(|s| !s.is_link_list()))
         })
@@ -43,8 +63,8 @@ pub fn extract_article(html: &str, url: &Url, rules: Option<&ArticleRules>) -> E
         .unwrap_or_else(|| main_text(&doc, &page));
     let published = rules
         .and_then(|r| r.published.as_ref())
-        .and_then(|sel| doc.select(sel).find_map(element_date))
-        .or_else(|| generic_published(&doc, &page, url));
+        .and_then(|sel| doc.select(sel).find_map(|e| element_date(e, &dates)))
+        .or_else(|| generic_published(&doc, &page, url, &dates));
     let author = generic_author(&doc, &page);
     let language = language(&doc, &page, &title, &body);
     Extracted {
@@ -54,6 +74,76 @@ pub fn extract_article(html: &str, url: &Url, rules: Option<&ArticleRules>) -> E
         author,
         language,
     }
+}
+
+/// The page without what never becomes text: the contents of `<script>` (JSON-LD excepted),
+/// `<style>` and `<svg>` elements and HTML comments. Often half a news page's bytes, which the
+/// HTML parser would otherwise tokenize for nothing; a linear scan is much cheaper.
+fn strip_inert(html: &str) -> std::borrow::Cow<'_, str> {
+    let bytes = html.as_bytes();
+    let starts_with_ci = |at: usize, pat: &[u8]| {
+        bytes
+            .get(at..at + pat.len())
+            .is_some_and(|s| s.eq_ignore_ascii_case(pat))
+    };
+    // Finds `pat` (ASCII, starting with '<' or '-') at or after `from`, ignoring case.
+    let find_ci = |from: usize, pat: &[u8]| {
+        let mut at = from;
+        while let Some(p) = memchr::memchr(pat[0], bytes.get(at..)?) {
+            if starts_with_ci(at + p, pat) {
+                return Some(at + p);
+            }
+            at += p + 1;
+        }
+        None
+    };
+    let mut out = String::new();
+    let mut copied = 0;
+    let mut i = 0;
+    while let Some(offset) = memchr::memchr(b'<', &bytes[i..]) {
+        let lt = i + offset;
+        let (content_start, end_pat): (usize, &[u8]) = if starts_with_ci(lt, b"<!--") {
+            (lt, b"-->")
+        } else if starts_with_ci(lt, b"<script")
+            || starts_with_ci(lt, b"<style")
+            || starts_with_ci(lt, b"<svg")
+        {
+            let Some(gt) = bytes[lt..].iter().position(|&b| b == b'>').map(|p| lt + p) else {
+                break;
+            };
+            let tag = &html[lt..gt];
+            if starts_with_ci(lt, b"<script") && tag.to_ascii_lowercase().contains("ld+json") {
+                i = gt + 1;
+                continue;
+            }
+            let end: &[u8] = if starts_with_ci(lt, b"<script") {
+                b"</script"
+            } else if starts_with_ci(lt, b"<style") {
+                b"</style"
+            } else {
+                b"</svg"
+            };
+            (gt + 1, end)
+        } else {
+            i = lt + 1;
+            continue;
+        };
+        let Some(end) = find_ci(content_start.max(lt + 4), end_pat) else {
+            break;
+        };
+        out.push_str(&html[copied..content_start]);
+        if end_pat == b"-->" {
+            copied = end + 3;
+        } else {
+            copied = end;
+        }
+        i = copied;
+    }
+    if copied == 0 {
+        return std::borrow::Cow::Borrowed(html);
+    }
+    out.push_str(&html[copied..]);
+    std::borrow::Cow::Owned(out)
 }
 
 fn sel(css: &str) -> Option<Selector> {
@@ -266,6 +356,26 @@ const UNLIKELY: &[&str] = &[
     "outbrain",
     "tags",
     "author-box",
+    "caption",
+    "credit",
+    "gallery",
+    "slideshow",
+    "carousel",
+    "byline",
+    "timestamp",
+];
+/// Class/id words still dropped in the relaxed second pass: never the article itself.
+const NEVER_ARTICLE: &[&str] = &[
+    "comment",
+    "share",
+    "social",
+    "related",
+    "taboola",
+    "outbrain",
+    "newsletter",
+    "cookie",
+    "most-read",
+    "mostread",
 ];
 /// Class/id words that rescue an element that also looks unlikely ("share-buttons" is
 /// dropped, "main-content-with-sidebar" is not), as Readability's "okMaybeItsACandidate".
@@ -273,24 +383,32 @@ const LIKELY: &[&str] = &["article", "body", "column", "content", "main"];
 
 /// Whether a subtree is page furniture rather than article content.
 fn is_furniture(element: ElementRef<'_>) -> bool {
+    is_furniture_with(element, true)
+}
+
+/// `by_name`: also drop elements whose class or id names page furniture. A second pass runs
+/// without it when the first finds little text, as Readability does, since some templates
+/// put the article inside a "widget" or "sidebar-layout" container.
+fn is_furniture_with(element: ElementRef<'_>, by_name: bool) -> bool {
     let el = element.value();
     let tag = el.name();
     if is_invisible(tag)
         // Not <form>: ASP.NET sites wrap the whole page in one.
-        || matches!(tag, "nav" | "aside" | "footer" | "header" | "figcaption" | "dialog")
+        || matches!(
+            tag,
+            "nav" | "aside" | "footer" | "header" | "figure" | "figcaption" | "dialog"
+        )
     {
         return true;
     }
     if el.attr("hidden").is_some() || el.attr("aria-hidden") == Some("true") {
         return true;
     }
-    let style = el
-        .attr("style")
-        .unwrap_or("")
-        .to_ascii_lowercase()
-        .replace(' ', "");
-    if style.contains("display:none") || style.contains("visibility:hidden") {
-        return true;
+    if let Some(style) = el.attr("style") {
+        let style = style.to_ascii_lowercase().replace(' ', "");
+        if style.contains("display:none") || style.contains("visibility:hidden") {
+            return true;
+        }
     }
     let role = el.attr("role").unwrap_or("");
     if matches!(
@@ -299,19 +417,30 @@ fn is_furniture(element: ElementRef<'_>) -> bool {
     ) {
         return true;
     }
-    let names = format!(
-        "{} {}",
-        el.attr("class").unwrap_or(""),
-        el.id().unwrap_or("")
-    )
-    .to_ascii_lowercase();
+    let (class, id) = (el.attr("class").unwrap_or(""), el.id().unwrap_or(""));
+    if class.is_empty() && id.is_empty() {
+        return false;
+    }
+    let names = format!("{class} {id}").to_ascii_lowercase();
     if names
         .split_whitespace()
         .any(|c| matches!(c, "d-none" | "hidden" | "hide" | "sr-only"))
     {
         return true;
     }
-    UNLIKELY.iter().any(|w| names.contains(w)) && !LIKELY.iter().any(|w| names.contains(w))
+    // "related-articles", "article-comments": an article word does not rescue a class that
+    // names a widget around articles. WordPress's "tag-…"/"category-…" classes on the
+    // article itself name its topics, not its role.
+    let widget = names.split_whitespace().any(|token| {
+        !token.starts_with("tag-")
+            && !token.starts_with("category-")
+            && NEVER_ARTICLE.iter().any(|w| token.contains(w))
+    });
+    if widget {
+        return true;
+    }
+    let unlikely: &[&str] = if by_name { UNLIKELY } else { NEVER_ARTICLE };
+    unlikely.iter().any(|w| names.contains(w)) && !LIKELY.iter().any(|w| names.contains(w))
 }
 
 /// A run of text owned by one block element, between two block boundaries.
@@ -345,10 +474,12 @@ struct Blocks<'a> {
     segments: Vec<Segment>,
     current: Paragraphs,
     current_links: usize,
+    /// Whether class/id names count as furniture (see [`is_furniture_with`]).
+    by_name: bool,
 }
 
 impl<'a> Blocks<'a> {
-    fn walk(root: ElementRef<'a>) -> Blocks<'a> {
+    fn walk(root: ElementRef<'a>, by_name: bool) -> Blocks<'a> {
         let mut blocks = Blocks {
             nodes: vec![BlockNode {
                 element: root,
@@ -357,6 +488,7 @@ impl<'a> Blocks<'a> {
             segments: Vec::new(),
             current: Paragraphs::default(),
             current_links: 0,
+            by_name,
         };
         blocks.visit(root, 0, false);
         blocks.flush(0);
@@ -379,7 +511,7 @@ impl<'a> Blocks<'a> {
                     let Some(child) = ElementRef::wrap(child) else {
                         continue;
                     };
-                    if is_furniture(child) {
+                    if is_furniture_with(child, self.by_name) {
                         continue;
                     }
                     let tag = el.name();
@@ -438,7 +570,32 @@ fn main_text(doc: &Html, page: &PageMeta) -> String {
     let root = sel("body")
         .and_then(|s| doc.select(&s).next())
         .unwrap_or_else(|| doc.root_element());
-    let blocks = Blocks::walk(root);
+    let ld_body = page.ld_str("articleBody").map(|b| clean(&b));
+    let ld_chars = ld_body.as_ref().map_or(0, |b| b.chars().count());
+    let mut body = scored_text(root, true);
+    // Little text: the article may sit in a container named like furniture ("widget Blog").
+    let enough = MIN_BODY_CHARS.max(ld_chars / 2);
+    if body.chars().count() < enough {
+        let relaxed = scored_text(root, false);
+        if relaxed.chars().count() > body.chars().count() {
+            body = relaxed;
+        }
+    }
+    // The publisher's own articleBody, when the layout gave clearly less of it.
+    match ld_body {
+        Some(ld) if ld_chars > 2 * body.chars().count().max(1) => ld,
+        _ => body,
+    }
+}
+
+/// Containers scoring at least this share of the best one count as parts of the article.
+const ALTERNATIVE_RATIO: f64 = 0.65;
+
+/// Below this many characters a first pass is retried without class/id furniture rules.
+const MIN_BODY_CHARS: usize = 500;
+
+fn scored_text(root: ElementRef<'_>, by_name: bool) -> String {
+    let blocks = Blocks::walk(root, by_name);
     let mut score = vec![0.0f64; blocks.nodes.len()];
     let mut total_chars = vec![0usize; blocks.nodes.len()];
     let mut link_chars = vec![0usize; blocks.nodes.len()];
@@ -476,14 +633,33 @@ fn main_text(doc: &Html, page: &PageMeta) -> String {
     let top = (0..adjusted.len())
         .filter(|&i| adjusted[i] > 0.0)
         .max_by(|&a, &b| adjusted[a].total_cmp(&adjusted[b]));
-    let Some(top) = top else {
-        return page
-            .ld_str("articleBody")
-            .map(|b| clean(&b))
-            .unwrap_or_default();
+    let Some(mut top) = top else {
+        return String::new();
     };
+    // An article split into several containers (ads or pull quotes between them): when other
+    // containers outside the top one score nearly as well, their common ancestor is the
+    // article, as in Readability's alternative-candidates step.
+    let best = adjusted[top];
+    let alternatives: Vec<usize> = (0..adjusted.len())
+        .filter(|&i| {
+            adjusted[i] >= best * ALTERNATIVE_RATIO
+                && i != top
+                && !blocks.lineage(i).any(|a| a == top)
+                && !blocks.lineage(top).any(|a| a == i)
+        })
+        .collect();
+    if !alternatives.is_empty() {
+        let top_line: Vec<usize> = blocks.lineage(top).collect();
+        let common = alternatives.iter().fold(top_line, |line, &alt| {
+            let alt_line: Vec<usize> = blocks.lineage(alt).collect();
+            line.into_iter().filter(|a| alt_line.contains(a)).collect()
+        });
+        if let Some(&ancestor) = common.first() {
+            top = ancestor;
+        }
+    }
     // Siblings that scored well belong to the same article (split containers, lead + body).
-    let threshold = (adjusted[top] * 0.2).max(3.0);
+    let threshold = (adjusted[top] * 0.1).max(3.0);
     let included: Vec<usize> = match blocks.nodes[top].parent {
         Some(parent) => (0..blocks.nodes.len())
             .filter(|&i| {
@@ -492,35 +668,83 @@ fn main_text(doc: &Html, page: &PageMeta) -> String {
             .collect(),
         None => vec![top],
     };
-    let body = join_segments(blocks.segments.iter().filter(|s| {
+    let mut seen = std::collections::HashSet::new();
+    join_segments(blocks.segments.iter().filter(|s| {
         !s.is_link_list()
             && blocks.nodes[s.owner].element.value().name() != "h1"
-            && (s.chars >= 20 || is_heading(blocks.nodes[s.owner].element))
+            && !is_date_line(s)
+            && !is_boilerplate_line(s)
             && blocks.lineage(s.owner).any(|a| included.contains(&a))
-    }));
-    if body.is_empty() {
-        page.ld_str("articleBody")
-            .map(|b| clean(&b))
-            .unwrap_or_default()
-    } else {
-        body
+            // The same caption or pull quote repeated (slideshows, responsive copies).
+            && seen.insert(s.text.as_str())
+    }))
+}
+
+/// A short line that is only a date ("Updated 5:27 am CST, Wednesday, November 20, 2019"), or
+/// a date and time in a language whose month names we do not read ("sexta-feira, 22 de
+/// outubro de 2010 às 20:13").
+fn is_date_line(segment: &Segment) -> bool {
+    if segment.chars > 80 || segment.text.ends_with('.') {
+        return false;
+    }
+    if parse_date(&segment.text).is_some() {
+        return true;
+    }
+    let has_year = segment
+        .text
+        .split(|c: char| !c.is_ascii_digit())
+        .any(|n| n.len() == 4 && n.parse::<u32>().is_ok_and(|y| (1990..=2100).contains(&y)));
+    let has_time = segment
+        .text
+        .as_bytes()
+        .windows(3)
+        .any(|w| w[0].is_ascii_digit() && w[1] == b':' && w[2].is_ascii_digit());
+    has_year && has_time
+}
+
+/// Labels of page widgets that end up as lines of their own.
+const BOILERPLATE_LINES: &[&str] = &[
+    "advert",
+    "advertisement",
+    "ad",
+    "sponsored",
+    "tags",
+    "share",
+    "share this",
+    "share this article",
+    "comments",
+    "comment",
+    "related",
+    "read more",
+    "join the conversation...",
+    "join the conversation",
+    "this slideshow requires javascript.",
+    "إعلان",
+    "شارك",
+    "اقرأ أيضا",
+    "اقرأ أيضاً",
+    "اقرأ ايضا",
+    "مواضيع ذات صلة",
+    "الوسوم",
+];
+
+fn is_boilerplate_line(segment: &Segment) -> bool {
+    segment.chars <= 40 && {
+        let line = segment.text.trim().trim_end_matches(':').to_lowercase();
+        BOILERPLATE_LINES.contains(&line.as_str())
     }
 }
 
-fn is_heading(element: ElementRef<'_>) -> bool {
-    matches!(element.value().name(), "h2" | "h3" | "h4" | "h5" | "h6")
-}
-
 /// A date from an element: machine-readable attributes first, then its text.
-fn element_date(element: ElementRef<'_>) -> Option<DateTime<Utc>> {
+fn element_date(element: ElementRef<'_>, dates: &DateContext) -> Option<DateTime<Utc>> {
     ["datetime", "content", "data-date", "title"]
         .iter()
         .filter_map(|a| element.value().attr(a))
-        .find_map(parse_date)
+        .find_map(|d| parse_date_in(d, dates))
         .or_else(|| {
             let text = one_line(element);
             (text.chars().count() <= 120)
-                .then(|| parse_date(&text))
+                .then(|| parse_date_in(&text, dates))
                 .flatten()
         })
 }
@@ -547,21 +771,31 @@ const PUBLISHED_META: &[&str] = &[
     "datecreated",
 ];
 
-fn generic_published(doc: &Html, page: &PageMeta, url: &Url) -> Option<DateTime<Utc>> {
+fn generic_published(
+    doc: &Html,
+    page: &PageMeta,
+    url: &Url,
+    dates: &DateContext,
+) -> Option<DateTime<Utc>> {
+    let parse = |d: &str| parse_date_in(d, dates);
     page.ld_str("datePublished")
-        .and_then(|d| parse_date(&d))
-        .or_else(|| PUBLISHED_META.iter().find_map(|k| page.meta(&[k]).and_then(parse_date)))
+        .and_then(|d| parse(&d))
+        .or_else(|| PUBLISHED_META.iter().find_map(|k| page.meta(&[k]).and_then(parse)))
         .or_else(|| {
             ["time[pubdate]", "[itemprop='datePublished']", "time[datetime]"]
                 .iter()
                 .filter_map(|css| sel(css))
-                .find_map(|s| doc.select(&s).find_map(element_date))
+                .find_map(|s| doc.select(&s).find_map(|e| element_date(e, dates)))
         })
         .or_else(|| date_in_url(url))
         .or_else(|| {
             // Elements named like a date ("post-date", "publish_time") hold readable dates.
             sel("[class*='date'], [class*='time'], [class*='publish'], [class*='created'], [id*='date']")
-                .and_then(|s| doc.select(&s).filter(|e| !is_furniture(*e)).find_map(element_date))
+                .and_then(|s| {
+                    doc.select(&s)
+                        .filter(|e| !is_furniture(*e))
+                        .find_map(|e| element_date(e, dates))
+                })
         })
 }
 
@@ -655,8 +889,57 @@ fn language(doc: &Html, page: &PageMeta, title: &str, body: &str) -> Option<Stri
         Some(lang) if mostly_arabic && !arabic_script(&lang) => Some("ar".into()),
         Some(lang) => Some(lang),
         None if mostly_arabic => Some("ar".into()),
-        None => None,
+        None => detect_language(title, body),
     }
+}
+
+/// The language of the text (whatlang), as an ISO 639-1 code, when the page declares none
+/// and the detector is confident.
+fn detect_language(title: &str, body: &str) -> Option<String> {
+    let sample: String = title
+        .chars()
+        .chain(std::iter::once('\n'))
+        .chain(body.chars())
+        .take(4000)
+        .collect();
+    let info = whatlang::detect(&sample)?;
+    if !info.is_reliable() {
+        return None;
+    }
+    use whatlang::Lang as L;
+    let code = match info.lang() {
+        L::Eng => "en",
+        L::Ara => "ar",
+        L::Fra => "fr",
+        L::Deu => "de",
+        L::Spa => "es",
+        L::Por => "pt",
+        L::Ita => "it",
+        L::Nld => "nl",
+        L::Rus => "ru",
+        L::Ukr => "uk",
+        L::Tur => "tr",
+        L::Heb => "he",
+        L::Pes => "fa",
+        L::Urd => "ur",
+        L::Cmn => "zh",
+        L::Jpn => "ja",
+        L::Kor => "ko",
+        L::Hin => "hi",
+        L::Ell => "el",
+        L::Pol => "pl",
+        L::Swe => "sv",
+        L::Dan => "da",
+        L::Nob => "nb",
+        L::Fin => "fi",
+        L::Ces => "cs",
+        L::Ron => "ro",
+        L::Hun => "hu",
+        L::Ind => "id",
+        // Languages without a two-letter code keep whatlang's three-letter one.
+        other => other.code(),
+    };
+    Some(code.to_string())
 }
 
 #[cfg(test)]

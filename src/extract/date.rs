@@ -6,16 +6,171 @@
 //! (أكتوبر), Maghreb sites French-derived ones (جويلية), many print both ("28 تشرين
 //! الأول/أكتوبر 2023"), and digits may be Arabic-Indic. A date without a zone is taken as UTC.
 
-use chrono::{DateTime, FixedOffset, NaiveDate, NaiveDateTime, NaiveTime, TimeZone, Utc};
+use chrono::{
+    DateTime, Datelike, Duration, FixedOffset, NaiveDate, NaiveDateTime, NaiveTime, TimeZone, Utc,
+};
+use chrono_tz::Tz;
 
-/// Parses a date or date-time; `None` when `s` holds no recognisable date.
+/// What a date is read against: the zone for dates written without one, and the moment the
+/// page was fetched (for "3 hours ago" and for dates without a year).
+#[derive(Debug, Clone, Copy)]
+pub struct DateContext {
+    /// `None` reads zoneless dates as UTC.
+    pub timezone: Option<Tz>,
+    pub now: DateTime<Utc>,
+}
+
+/// Parses a date or date-time; `None` when `s` holds no recognisable date. Zoneless dates
+/// are UTC, a year is required, relative dates are not read (see [`parse_date_in`]).
 pub fn parse_date(s: &str) -> Option<DateTime<Utc>> {
     let s = normalize(s);
     let s = s.trim();
     if s.is_empty() {
         return None;
     }
-    machine_readable(s).or_else(|| written(s))
+    machine_readable(s, None).or_else(|| written(s, None))
+}
+
+/// Parses a date as a reader of the page would: zoneless dates in `ctx.timezone`; relative
+/// dates ("منذ 3 ساعات", "قبل يومين", "أمس", "2 hours ago", "yesterday") counted back from
+/// `ctx.now`; a day and month without a year taken as the most recent such day not after
+/// `ctx.now`.
+pub fn parse_date_in(s: &str, ctx: &DateContext) -> Option<DateTime<Utc>> {
+    let s = normalize(s);
+    let s = s.trim();
+    if s.is_empty() {
+        return None;
+    }
+    machine_readable(s, Some(ctx))
+        .or_else(|| written(s, Some(ctx)))
+        .or_else(|| relative(s, ctx))
+}
+
+/// A wall-clock time in the context's zone (UTC without one).
+fn local_to_utc(naive: NaiveDateTime, ctx: Option<&DateContext>) -> DateTime<Utc> {
+    match ctx.and_then(|c| c.timezone) {
+        Some(tz) => tz
+            .from_local_datetime(&naive)
+            .earliest()
+            // A wall-clock time skipped by a DST change: read it an hour later.
+            .or_else(|| {
+                tz.from_local_datetime(&(naive + Duration::hours(1)))
+                    .earliest()
+            })
+            .map(|d| d.with_timezone(&Utc))
+            .unwrap_or_else(|| Utc.from_utc_datetime(&naive)),
+        None => Utc.from_utc_datetime(&naive),
+    }
+}
+
+/// Units of relative dates after [`normalize`], with their length in seconds; dual forms
+/// ("ساعتين") mean two.
+const RELATIVE_UNITS: &[(&str, i64, i64)] = &[
+    // (word, seconds, implied count when no number is written)
+    ("ثانيه", 1, 1),
+    ("ثواني", 1, 1),
+    ("ثوان", 1, 1),
+    ("دقيقه", 60, 1),
+    ("دقيقتين", 60, 2),
+    ("دقيقتان", 60, 2),
+    ("دقائق", 60, 1),
+    ("ساعه", 3600, 1),
+    ("ساعتين", 3600, 2),
+    ("ساعتان", 3600, 2),
+    ("ساعات", 3600, 1),
+    ("يوم", 86400, 1),
+    ("يومين", 86400, 2),
+    ("يومان", 86400, 2),
+    ("ايام", 86400, 1),
+    ("اسبوع", 604800, 1),
+    ("اسبوعين", 604800, 2),
+    ("اسابيع", 604800, 1),
+    ("second", 1, 1),
+    ("seconds", 1, 1),
+    ("sec", 1, 1),
+    ("secs", 1, 1),
+    ("minute", 60, 1),
+    ("minutes", 60, 1),
+    ("min", 60, 1),
+    ("mins", 60, 1),
+    ("hour", 3600, 1),
+    ("hours", 3600, 1),
+    ("hr", 3600, 1),
+    ("hrs", 3600, 1),
+    ("day", 86400, 1),
+    ("days", 86400, 1),
+    ("week", 604800, 1),
+    ("weeks", 604800, 1),
+];
+
+/// "منذ 3 ساعات", "قبل ساعتين", "2 hours ago", "an hour ago", "أمس", "yesterday", "اليوم".
+fn relative(s: &str, ctx: &DateContext) -> Option<DateTime<Utc>> {
+    let lower = s.to_lowercase();
+    let tokens = tokenize(&lower);
+    let words: Vec<&str> = tokens
+        .iter()
+        .filter_map(|t| match t {
+            Token::Word(w) => Some(w.as_str()),
+            _ => None,
+        })
+        .collect();
+    let has = |w: &str| words.contains(&w);
+    let marked = has("منذ") || has("قبل") || has("ago");
+    if marked {
+        for (i, token) in tokens.iter().enumerate() {
+            let Token::Word(word) = token else { continue };
+            let Some(&(_, seconds, implied)) = RELATIVE_UNITS.iter().find(|u| u.0 == word) else {
+                continue;
+            };
+            let count = match i.checked_sub(1).map(|j| &tokens[j]) {
+                Some(Token::Number(n, _)) => i64::from(*n),
+                Some(Token::Word(w)) if matches!(w.as_str(), "a" | "an" | "one") => 1,
+                _ => implied,
+            };
+            return Some(ctx.now - Duration::seconds(count.checked_mul(seconds)?));
+        }
+    }
+    // Days named relative to today: the calendar day in the page's zone, at its start.
+    let days_back = if has("امس") || has("البارحه") || has("yesterday") {
+        Some(1)
+    } else if has("اليوم") || has("today") {
+        Some(0)
+    } else {
+        None
+    }?;
+    // Only labels ("أمس 14:05", "Yesterday at 6:40 pm"), not sentences or names that
+    // mention the day ("اليوم السابع" is a newspaper).
+    const LABEL_WORDS: &[&str] = &[
+        "امس",
+        "البارحه",
+        "اليوم",
+        "yesterday",
+        "today",
+        "at",
+        "الساعه",
+        "في",
+        "ص",
+        "م",
+        "صباحا",
+        "مساء",
+        "مساءا",
+        "am",
+        "pm",
+    ];
+    if !words.iter().all(|w| LABEL_WORDS.contains(w)) {
+        return None;
+    }
+    let today = match ctx.timezone {
+        Some(tz) => ctx.now.with_timezone(&tz).date_naive(),
+        None => ctx.now.date_naive(),
+    };
+    let day = today - Duration::days(days_back);
+    let (time, offset) = time_and_offset(&tokens);
+    let naive = day.and_time(time);
+    Some(match offset {
+        Some(o) => Utc.from_utc_datetime(&naive) - Duration::seconds(i64::from(o)),
+        None => local_to_utc(naive, Some(ctx)),
+    })
 }
 
 /// ASCII digits, ASCII punctuation for the Arabic comma and date separators, Arabic letters
@@ -38,7 +193,7 @@ fn normalize(s: &str) -> String {
         .collect()
 }
 
-fn machine_readable(s: &str) -> Option<DateTime<Utc>> {
+fn machine_readable(s: &str, ctx: Option<&DateContext>) -> Option<DateTime<Utc>> {
     if let Ok(d) = DateTime::parse_from_rfc3339(s) {
         return Some(d.with_timezone(&Utc));
     }
@@ -66,15 +221,21 @@ fn machine_readable(s: &str) -> Option<DateTime<Utc>> {
         "%Y/%m/%d %H:%M:%S",
         "%Y/%m/%d %H:%M",
     ];
-    let s_no_z = s.strip_suffix('Z').unwrap_or(s);
+    if let Some(s_no_z) = s.strip_suffix('Z') {
+        for format in NAIVE {
+            if let Ok(d) = NaiveDateTime::parse_from_str(s_no_z, format) {
+                return Some(Utc.from_utc_datetime(&d));
+            }
+        }
+    }
     for format in NAIVE {
-        if let Ok(d) = NaiveDateTime::parse_from_str(s_no_z, format) {
-            return Some(Utc.from_utc_datetime(&d));
+        if let Ok(d) = NaiveDateTime::parse_from_str(s, format) {
+            return Some(local_to_utc(d, ctx));
         }
     }
     for format in ["%Y-%m-%d", "%Y/%m/%d", "%Y%m%d"] {
         if let Ok(d) = NaiveDate::parse_from_str(s, format) {
-            return Some(Utc.from_utc_datetime(&d.and_time(NaiveTime::MIN)));
+            return Some(local_to_utc(d.and_time(NaiveTime::MIN), ctx));
         }
     }
     None
@@ -265,7 +426,7 @@ fn month_at(tokens: &[Token], i: usize) -> Option<u32> {
 
 /// Dates written for readers: a month name with a day and a four-digit year in any order, or
 /// all-numeric `28/10/2023`, optionally with a time, am/pm (ص/م) and a zone.
-fn written(s: &str) -> Option<DateTime<Utc>> {
+fn written(s: &str, ctx: Option<&DateContext>) -> Option<DateTime<Utc>> {
     let tokens = tokenize(s);
     let named = (0..tokens.len()).find_map(|i| month_at(&tokens, i).map(|m| (m, i)));
     let numbers: Vec<(usize, u32, usize)> = tokens
@@ -280,21 +441,44 @@ fn written(s: &str) -> Option<DateTime<Utc>> {
         Some((month, month_pos)) => {
             let year = numbers
                 .iter()
-                .find(|(_, n, d)| *d == 4 && (1900..=2100).contains(n))?;
+                .find(|(_, n, d)| *d == 4 && (1900..=2100).contains(n));
             // The day is the number nearest the month name that is not the year.
             let day = numbers
                 .iter()
-                .filter(|(pos, n, d)| *pos != year.0 && *d <= 2 && (1..=31).contains(n))
+                .filter(|(pos, n, d)| {
+                    Some(*pos) != year.map(|y| y.0) && *d <= 2 && (1..=31).contains(n)
+                })
                 .min_by_key(|(pos, _, _)| pos.abs_diff(month_pos))?;
-            (year.1 as i32, month, day.1)
+            match year {
+                Some(year) => (year.1 as i32, month, day.1),
+                // "28 تشرين الأول", "Oct 28": the most recent such day, when the context
+                // knows when "now" is and the day sits right beside the month.
+                None => {
+                    let ctx = ctx?;
+                    if day.0.abs_diff(month_pos) > 2 {
+                        return None;
+                    }
+                    let today = match ctx.timezone {
+                        Some(tz) => ctx.now.with_timezone(&tz).date_naive(),
+                        None => ctx.now.date_naive(),
+                    };
+                    let this_year = NaiveDate::from_ymd_opt(today.year(), month, day.1);
+                    match this_year {
+                        Some(d) if d <= today => (today.year(), month, day.1),
+                        _ => (today.year() - 1, month, day.1),
+                    }
+                }
+            }
         }
         None => numeric_date(&numbers)?,
     };
     let date = NaiveDate::from_ymd_opt(year, month, day)?;
     let (time, offset) = time_and_offset(&tokens);
     let naive = date.and_time(time);
-    let utc = Utc.from_utc_datetime(&naive) - chrono::Duration::seconds(i64::from(offset));
-    Some(utc)
+    Some(match offset {
+        Some(o) => Utc.from_utc_datetime(&naive) - Duration::seconds(i64::from(o)),
+        None => local_to_utc(naive, ctx),
+    })
 }
 
 /// `28/10/2023`, `28-10-2023`, `28.10.2023`, `2023/10/28`: day-first unless the numbers
@@ -317,14 +501,15 @@ fn numeric_date(numbers: &[(usize, u32, usize)]) -> Option<(i32, u32, u32)> {
     None
 }
 
-fn time_and_offset(tokens: &[Token]) -> (NaiveTime, i32) {
+/// The time of day and the zone offset in seconds, `None` when the text names no zone.
+fn time_and_offset(tokens: &[Token]) -> (NaiveTime, Option<i32>) {
     let Some(pos) = tokens.iter().position(|t| matches!(t, Token::Time(..))) else {
-        return (NaiveTime::MIN, 0);
+        return (NaiveTime::MIN, None);
     };
     let Token::Time(mut h, m, sec) = tokens[pos] else {
-        return (NaiveTime::MIN, 0);
+        return (NaiveTime::MIN, None);
     };
-    let mut offset = 0;
+    let mut offset = None;
     for t in tokens.iter().skip(pos + 1).take(3) {
         match t {
             Token::Word(w) if h < 12 && matches!(w.as_str(), "pm" | "م" | "مساء" | "مساءا") =>
@@ -335,7 +520,10 @@ fn time_and_offset(tokens: &[Token]) -> (NaiveTime, i32) {
             {
                 h = 0;
             }
-            Token::Offset(o) => offset = *o,
+            Token::Offset(o) => offset = Some(*o),
+            Token::Word(w) if matches!(w.as_str(), "gmt" | "utc" | "z") => {
+                offset = offset.or(Some(0));
+            }
             _ => {}
         }
     }
@@ -353,6 +541,31 @@ mod tests {
 
     fn check(input: &str, expected: &str) {
         assert_eq!(parse_date(input), Some(utc(expected)), "input: {input:?}");
+    }
+
+    fn ctx(now: &str) -> DateContext {
+        DateContext {
+            timezone: None,
+            now: utc(now),
+        }
+    }
+
+    #[test]
+    fn day_words_only_as_labels() {
+        let c = ctx("2024-03-01T12:00:00Z");
+        assert_eq!(
+            parse_date_in("أمس الساعة 14:05", &c),
+            Some(utc("2024-02-29T14:05:00Z"))
+        );
+        assert_eq!(
+            parse_date_in("Today at 9:30 am", &c),
+            Some(utc("2024-03-01T09:30:00Z"))
+        );
+        assert_eq!(parse_date_in("اليوم السابع", &c), None);
+        assert_eq!(parse_date_in("Today's papers", &c), None);
+        // Without a context, nothing relative and nothing year-less is read.
+        assert_eq!(parse_date("منذ 3 ساعات"), None);
+        assert_eq!(parse_date("28 تشرين الأول"), None);
     }
 
     #[test]

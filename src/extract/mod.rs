@@ -14,8 +14,8 @@ pub mod text;
 
 use scraper::Selector;
 
-pub use article::extract_article;
-pub use date::parse_date;
+pub use article::{Generic, extract_article};
+pub use date::{DateContext, parse_date, parse_date_in};
 pub use feed::{ExtractError, FeedItem, parse_feed};
 pub use listing::article_links;
 pub use text::html_to_text;
@@ -30,6 +30,71 @@ pub struct Extracted {
     pub author: Option<String>,
     /// Primary language subtag, lower-case ("ar", "en").
     pub language: Option<String>,
+}
+
+/// What an extractor knows about a page besides its HTML.
+#[derive(Debug, Clone)]
+pub struct PageContext<'a> {
+    /// The page's final URL (after redirects): dates in the path, resolving links.
+    pub url: &'a url::Url,
+    /// The source's `[source.article]` selectors, tried before the generic rules per field.
+    pub rules: Option<&'a ArticleRules>,
+    /// Zone for dates the page writes without one: the source's `timezone`, else
+    /// `[schedule].timezone`; UTC when neither is set.
+    pub timezone: Option<chrono_tz::Tz>,
+    /// When the page was fetched: relative dates ("منذ 3 ساعات", "2 hours ago") count back
+    /// from it, and a date without a year is the most recent such day not after it.
+    pub fetched: chrono::DateTime<chrono::Utc>,
+}
+
+impl<'a> PageContext<'a> {
+    /// A page fetched now, with no selectors and no configured zone.
+    pub fn new(url: &'a url::Url) -> PageContext<'a> {
+        PageContext {
+            url,
+            rules: None,
+            timezone: None,
+            fetched: chrono::Utc::now(),
+        }
+    }
+
+    pub fn with_rules(mut self, rules: Option<&'a ArticleRules>) -> PageContext<'a> {
+        self.rules = rules;
+        self
+    }
+
+    pub fn with_timezone(mut self, timezone: Option<chrono_tz::Tz>) -> PageContext<'a> {
+        self.timezone = timezone;
+        self
+    }
+
+    pub fn with_fetched(mut self, fetched: chrono::DateTime<chrono::Utc>) -> PageContext<'a> {
+        self.fetched = fetched;
+        self
+    }
+
+    pub(crate) fn dates(&self) -> DateContext {
+        DateContext {
+            timezone: self.timezone,
+            now: self.fetched,
+        }
+    }
+}
+
+/// Turns one article page into title, body, date, author and language. The pipeline and
+/// `marsad extract` call whichever [`extractor`] returns, so the generic implementation can
+/// be swapped (another scorer, a wrapped crate) without touching them.
+pub trait Extractor: Send + Sync {
+    /// A short name for logs and benchmarks.
+    fn name(&self) -> &'static str;
+    fn extract(&self, html: &str, page: &PageContext<'_>) -> Extracted;
+}
+
+/// The extractor marsad uses: [`Generic`], chosen by measurement on the extraction
+/// benchmark (`cargo bench --bench extract` prints it beside the `trafilatura` and
+/// `dom_smoothie` crates).
+pub fn extractor() -> &'static dyn Extractor {
+    &Generic
 }
 
 /// Compiled per-source selectors (from sources.toml `[source.article]`).

@@ -413,6 +413,11 @@ mod tests {
             cases.len()
         );
         assert_eq!(readable, cases.len(), "detection regressed");
+        assert_eq!(
+            exact,
+            cases.len(),
+            "every sample decodes to its reference text"
+        );
     }
 
     #[test]

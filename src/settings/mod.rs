@@ -148,6 +148,8 @@ pub struct SourceConfig {
     pub kind: SourceKind,
     pub url: url::Url,
     pub language: Option<String>,
+    /// Zone of dates the source's pages write without one; `[schedule].timezone` when unset.
+    pub timezone: Option<chrono_tz::Tz>,
     pub poll: Option<Schedule>,
     /// CSS selector for article links on a listing page. Without it an `html` source uses the
     /// feed its page advertises, or else finds article links by URL and link-text heuristics

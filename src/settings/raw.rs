@@ -89,6 +89,8 @@ pub(crate) struct RawSource {
     pub full_text: bool,
     /// sitemap sources: only entries published (or modified) this recently, e.g. "2d".
     pub max_age: Option<Spanned<String>>,
+    /// Zone of dates the source's pages write without one.
+    pub timezone: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]

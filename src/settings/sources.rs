@@ -110,6 +110,12 @@ fn validate(
         .as_ref()
         .and_then(|p| super::parse_schedule(src, p, errors));
 
+    let timezone = source.timezone.as_ref().and_then(|tz| {
+        super::values::timezone(tz.get_ref())
+            .map_err(|message| errors.push(src.error(tz.span().start, message)))
+            .ok()
+    });
+
     let links = source.listing.and_then(|l| l.links);
     let max_age = source.max_age.as_ref().and_then(|age| {
         values::duration(age.get_ref())
@@ -141,6 +147,7 @@ fn validate(
         kind: source.kind.into_inner(),
         url: url?,
         language: source.language,
+        timezone,
         poll,
         links: links.map(Spanned::into_inner),
         article_title: title.map(Spanned::into_inner),

@@ -328,7 +328,7 @@ fn unknown_keys_name_the_key_and_the_expected_ones() {
         [
             "marsad.toml:2:1: unknown key `timeuot`, expected one of `user_agent`, `timeout`, `max_body`, `concurrency`, `per_host`, `max_redirects`, `min_delay`, `robots`",
             "marsad.toml:4:2: unknown key `schedul`, expected one of `storage`, `http`, `schedule`, `mail`, `sources`, `watchlists`, `digest`",
-            "sources.toml:5:1: unknown key `fulltext`, expected one of `id`, `name`, `kind`, `url`, `language`, `poll`, `listing`, `article`, `full_text`, `max_age`",
+            "sources.toml:5:1: unknown key `fulltext`, expected one of `id`, `name`, `kind`, `url`, `language`, `poll`, `listing`, `article`, `full_text`, `max_age`, `timezone`",
             "watchlists/w.toml:5:1: unknown key `mode`, expected `query`",
         ]
     );
@@ -774,5 +774,28 @@ fn file_keys_after_a_section_are_accepted_but_not_twice() {
     assert_eq!(
         f.errors(),
         ["marsad.toml:4:1: sources is set twice; first on line 1"]
+    );
+}
+
+#[test]
+fn source_timezone_is_read_and_checked() {
+    let f = Fixture::new();
+    f.write(
+        "sources.toml",
+        "[[source]]\nid = \"cairo\"\nkind = \"feed\"\nurl = \"https://example.org/a\"\ntimezone = \"Africa/Cairo\"\n\n\
+         [[source]]\nid = \"plain\"\nkind = \"feed\"\nurl = \"https://example.org/b\"\n",
+    );
+    let s = f.load().unwrap();
+    assert_eq!(s.sources[0].timezone, Some(chrono_tz::Africa::Cairo));
+    assert_eq!(s.sources[1].timezone, None);
+    f.write(
+        "sources.toml",
+        "[[source]]\nid = \"cairo\"\nkind = \"feed\"\nurl = \"https://example.org/a\"\ntimezone = \"Africa/Kairo\"\n",
+    );
+    assert_eq!(
+        f.errors(),
+        [
+            "sources.toml:5:12: unknown timezone \"Africa/Kairo\"; expected an IANA name like \"Asia/Beirut\" or \"UTC\""
+        ]
     );
 }
