@@ -5,7 +5,7 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 use lettre::transport::smtp::authentication::Credentials;
-use lettre::transport::smtp::client::{Tls, TlsParameters};
+use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
 use lettre::transport::smtp::{AsyncSmtpTransport, AsyncSmtpTransportBuilder, Error as SmtpError};
 use lettre::{AsyncTransport, Message, Tokio1Executor};
 use url::{Host, Url};
@@ -13,6 +13,7 @@ use url::{Host, Url};
 use super::DeliverError;
 
 const URL_KEY: &str = "[mail].url";
+const CA_KEY: &str = "[mail].tls_ca_file";
 const SMTP_PORT: u16 = 25;
 const SUBMISSION_PORT: u16 = 587;
 const SUBMISSIONS_PORT: u16 = 465;
@@ -45,6 +46,7 @@ impl SmtpMailer {
         username: Option<String>,
         password: Option<String>,
         timeout: Duration,
+        extra_ca_pem: Option<&[u8]>,
     ) -> Result<SmtpMailer, DeliverError> {
         let config_err = |message: String| DeliverError::Config {
             key: URL_KEY,
@@ -79,8 +81,22 @@ impl SmtpMailer {
             }
         }
 
+        let extra_ca = extra_ca_pem
+            .map(|pem| {
+                Certificate::from_pem(pem).map_err(|err| DeliverError::Config {
+                    key: CA_KEY,
+                    value: String::new(),
+                    message: format!("not a PEM certificate file ({err})"),
+                })
+            })
+            .transpose()?;
         let tls_params = || {
-            TlsParameters::new(host.clone())
+            let mut builder = TlsParameters::builder(host.clone());
+            if let Some(ca) = &extra_ca {
+                builder = builder.add_root_certificate(ca.clone());
+            }
+            builder
+                .build()
                 .map_err(|err| config_err(format!("cannot set up TLS for {host:?}: {err}")))
         };
         let (port, tls) = match (parsed.scheme(), tls_mode.as_deref()) {
@@ -205,7 +221,7 @@ impl SmtpMailer {
             (
                 false,
                 format!(
-                    "TLS failed ({detail}); check {URL_KEY}: smtps:// is for implicit TLS (port 465), ?tls=starttls for STARTTLS (port 587)"
+                    "TLS failed ({detail}); check {URL_KEY}: smtps:// is for implicit TLS (port 465), ?tls=starttls for STARTTLS (port 587); a server with a private or self-signed certificate needs its CA in {CA_KEY}"
                 ),
             )
         } else if err.is_client() {
