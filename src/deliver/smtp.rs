@@ -217,7 +217,7 @@ impl SmtpMailer {
                     self.timeout
                 ),
             )
-        } else if err.is_tls() {
+        } else if err.is_tls() || detail.contains("certificate") {
             (
                 false,
                 format!(
