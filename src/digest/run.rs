@@ -592,3 +592,129 @@ pub async fn deliver_pending(
     }
     Ok(out)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::{TimeZone, Timelike};
+
+    fn utc(y: i32, mo: u32, d: u32, h: u32, mi: u32) -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(y, mo, d, h, mi, 0).unwrap()
+    }
+
+    /// A configuration folder with one watchlist and a daily 07:00 Beirut digest.
+    fn settings(dir: &std::path::Path) -> Settings {
+        std::fs::create_dir_all(dir.join("watchlists")).unwrap();
+        std::fs::write(
+            dir.join("watchlists/ru.toml"),
+            "[terms]\nru = [\"روسيا\"]\n[match]\nquery = \"ru\"\n",
+        )
+        .unwrap();
+        std::fs::write(dir.join("sources.toml"), "").unwrap();
+        std::fs::write(
+            dir.join("marsad.toml"),
+            "[schedule]\ntimezone = \"Asia/Beirut\"\n[[digest]]\nname = \"daily\"\nto = [\"d@example.org\"]\n\
+             schedule = \"0 7 * * *\"\nwatchlists = [\"ru\"]\n",
+        )
+        .unwrap();
+        crate::settings::load(&dir.join("marsad.toml")).unwrap()
+    }
+
+    /// What the daemon does: fire, record a period ending at the fire time, fire again.
+    #[test]
+    fn periods_tile_time_across_beirut_dst_changes() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = settings(dir.path());
+        let digest = &s.digests[0];
+        let tz = timezone(&s, digest);
+        for (start, spans) in [
+            // Spring forward on 2025-03-30 (00:00 → 01:00): the period ending that morning is 23 h.
+            (utc(2025, 3, 28, 12, 0), [24, 23, 24, 24]),
+            // Fall back on 2025-10-26 (00:00 → 23:00 the day before): that period is 25 h.
+            (utc(2025, 10, 24, 12, 0), [24, 25, 24, 24]),
+        ] {
+            let mut now = start;
+            let mut last_end = None;
+            let mut hours = Vec::new();
+            for _ in 0..4 {
+                let fire = first_fire(digest, tz, last_end, now);
+                let p = period(digest, tz, fire, last_end).unwrap();
+                assert_eq!(fire.with_timezone(&tz).hour(), 7, "07:00 local: {fire}");
+                assert_eq!(p.start.with_timezone(&tz).hour(), 7);
+                if let Some(last) = last_end {
+                    assert_eq!(p.start, last, "no gap, no overlap");
+                }
+                hours.push((p.end - p.start).num_hours());
+                last_end = Some(p.end);
+                now = fire + Duration::seconds(5);
+            }
+            assert_eq!(hours, spans, "from {start}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_daemon_down_for_three_fire_times_catches_up_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = settings(dir.path());
+        let digest = &s.digests[0];
+        let tz = timezone(&s, digest);
+        let db = Db::open_sqlite(&dir.path().join("var/marsad.db"))
+            .await
+            .unwrap();
+
+        let day1 = utc(2025, 6, 1, 4, 0); // 07:00 in Beirut (UTC+3)
+        let (_, outcome, _) = record(&db, &s, digest, day1, day1).await.unwrap();
+        assert_eq!(outcome, Recorded::Pending);
+
+        // Down from just after day 1 until the afternoon of day 4.
+        let back = utc(2025, 6, 4, 13, 0);
+        let last = db.last_digest_end("daily").await.unwrap();
+        let fire = first_fire(digest, tz, last, back);
+        assert_eq!(fire, utc(2025, 6, 4, 4, 0), "the latest missed fire time");
+        let (p, outcome, _) = record(&db, &s, digest, fire, back).await.unwrap();
+        assert_eq!(outcome, Recorded::Pending);
+        assert_eq!((p.start, p.end), (day1, fire), "one run covers the gap");
+
+        // Restarting again the same day: nothing more to catch up; recording again is a no-op.
+        let last = db.last_digest_end("daily").await.unwrap();
+        assert_eq!(first_fire(digest, tz, last, back), utc(2025, 6, 5, 4, 0));
+        let (_, again, _) = record(&db, &s, digest, fire, back).await.unwrap();
+        assert_eq!(again, Recorded::Exists);
+        assert_eq!(db.digest_runs(Some("daily"), 10).await.unwrap().len(), 2);
+        db.close().await;
+    }
+
+    #[tokio::test]
+    async fn permanent_failures_wait_for_a_person_and_transient_ones_for_their_backoff() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = settings(dir.path());
+        let db = Db::open_sqlite(&dir.path().join("var/marsad.db"))
+            .await
+            .unwrap();
+        let t = utc(2025, 6, 1, 4, 0);
+        record(&db, &s, &s.digests[0], t, t).await.unwrap();
+        record(&db, &s, &s.digests[0], t + Duration::days(1), t)
+            .await
+            .unwrap();
+        let runs = db.due_digest_runs(t, false).await.unwrap();
+        assert_eq!(runs.len(), 2);
+        db.mark_digest_failed(runs[0].id, "550 no such user", None)
+            .await
+            .unwrap();
+        db.mark_digest_failed(runs[1].id, "451 later", Some(t + Duration::minutes(2)))
+            .await
+            .unwrap();
+        // The daemon: nothing now; the transient one after its backoff; never the 550.
+        assert!(db.due_digest_runs(t, false).await.unwrap().is_empty());
+        let later = db
+            .due_digest_runs(t + Duration::minutes(3), false)
+            .await
+            .unwrap();
+        assert_eq!(later.iter().map(|r| r.id).collect::<Vec<_>>(), [runs[1].id]);
+        // `digest send`: both, now.
+        assert_eq!(db.due_digest_runs(t, true).await.unwrap().len(), 2);
+        let failed = &db.digest_runs(Some("daily"), 10).await.unwrap()[1];
+        assert_eq!(failed.state, "failed");
+        db.close().await;
+    }
+}
