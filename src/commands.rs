@@ -94,6 +94,18 @@ fn build(settings: Settings) -> Result<Loaded> {
 fn check(config: &Path) -> Result<ExitCode> {
     let settings = load(config)?;
     Matcher::compile(&settings.watchlists).map_err(|e| invalid(e.to_string()))?;
+    // A user template with a syntax error or a misspelt variable should fail here, not at 07:00.
+    for digest in settings.digests.iter().filter(|d| d.templates.is_some()) {
+        let view = render::DigestView {
+            name: digest.name.clone(),
+            language: digest.language.clone(),
+            ..Default::default()
+        };
+        let dir = digest.templates.as_deref();
+        render::render_html_with(&view, dir)
+            .and_then(|_| render::render_text_with(&view, dir))
+            .map_err(|e| invalid(format!("digest {}: {e}", digest.name)))?;
+    }
     println!(
         "{}: ok ({} sources, {} watchlists, {} digests)",
         config.display(),

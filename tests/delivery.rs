@@ -743,3 +743,49 @@ async fn immediate_alert_arrives_from_the_daemon_soon_after_a_match() {
         "the daily digest is not due"
     );
 }
+
+#[tokio::test]
+async fn a_user_template_folder_replaces_the_built_in_one_and_check_catches_its_mistakes() {
+    let env = Env::demo(OUTBOX_MAIL).await;
+    let tpl = env.dir.path().join("templates");
+    std::fs::create_dir_all(&tpl).unwrap();
+    std::fs::write(
+        tpl.join("digest.txt.j2"),
+        "{{ subject }}\n{% for w in watchlists %}{% for i in w.items %}- {{ i.title }} <{{ i.url }}>\n{% endfor %}{% endfor %}",
+    )
+    .unwrap();
+    add_to_digest(&env, "templates = \"templates\"\n");
+    assert!(env.marsad(&["check"]).await.status.success());
+    assert!(env.marsad(&["fetch"]).await.status.success());
+    let preview = env.marsad(&["digest", "preview", "daily"]).await;
+    assert!(preview.status.success(), "{}", both(&preview));
+    assert!(
+        stdout(&preview)
+            .contains("- موسكو تستقبل وفداً إسرائيلياً لبحث التنسيق في سوريا <http://127.0.0.1:"),
+        "{}",
+        stdout(&preview)
+    );
+    let out = env.marsad(&["digest", "send", "daily"]).await;
+    assert!(out.status.success(), "{}", both(&out));
+    let file = std::fs::read_dir(env.outbox())
+        .unwrap()
+        .flatten()
+        .next()
+        .unwrap();
+    let raw = std::fs::read(file.path()).unwrap();
+    let msg = MessageParser::default().parse(&raw).unwrap();
+    assert!(msg.body_text(0).unwrap().contains("- Kremlin says Putin"));
+    assert!(
+        msg.body_html(0).unwrap().contains("<mark"),
+        "built-in HTML kept"
+    );
+
+    std::fs::write(tpl.join("digest.html.j2"), "<p>\n{{ titel }}</p>\n").unwrap();
+    let check = env.marsad(&["check"]).await;
+    assert_eq!(check.status.code(), Some(2));
+    assert!(
+        stderr(&check).contains(&format!("{}:2", tpl.join("digest.html.j2").display())),
+        "names the file and line: {}",
+        stderr(&check)
+    );
+}

@@ -21,7 +21,9 @@ const AR_BODY: &str = "أعلن الكرملين اليوم أن الرئيس ف
 const AR_TITLE: &str = "بوتين ونتنياهو يبحثان هاتفياً التنسيق في سوريا";
 const AR_TITLE_2: &str = "وفد روسي يزور تل أبيب لبحث ملف الأسرى";
 const EN_TITLE: &str = "Kremlin: Putin and Netanyahu discussed Syria in a phone call";
+// Quotes a long unbroken URL, as article text often does: it must wrap, not widen a phone screen.
 const EN_BODY: &str = "The Kremlin said on Tuesday that President Vladimir Putin spoke by phone with \
+    https://kremlin.example/events/president/news/2026-11-25-telephone-conversation-with-prime-minister-of-israel \
     Israeli Prime Minister Benjamin Netanyahu about Syria and military coordination.";
 
 fn hit(text: &str, needle: &str) -> (usize, usize) {
@@ -59,13 +61,12 @@ fn sample_view() -> DigestView {
     let (s3, e3) = hit(EN_BODY, "Putin");
     let english = DigestItem {
         title: EN_TITLE.into(),
-        // A long unbroken URL as text-only link fallback must not widen a phone screen.
-        url: "https://news.example.org/world/middle-east/2026/11/25/kremlin-putin-netanyahu-phone-call-syria-coordination-statement-full-text".into(),
+        url: "https://news.example.org/world/middle-east/2026/11/25/kremlin-putin-netanyahu".into(),
         source: "The Moscow Times".into(),
         published: Some("2026-11-25 10:05".into()),
         language: Some("en".into()),
         terms: vec!["Putin".into(), "Netanyahu".into(), "Kremlin".into()],
-        snippet: Some(snippet(EN_BODY, s3, e3, 70)),
+        snippet: Some(snippet(EN_BODY, s3, e3, 160)),
         also: vec![],
     };
     DigestView {
