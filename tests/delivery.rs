@@ -789,3 +789,31 @@ async fn a_user_template_folder_replaces_the_built_in_one_and_check_catches_its_
         stderr(&check)
     );
 }
+
+#[tokio::test]
+async fn a_server_that_never_answers_times_out_and_is_retried_later() {
+    // The kernel completes the TCP handshake for a bound socket that never accepts: the client
+    // connects, then waits for a greeting that never comes.
+    let silent = std::net::TcpListener::bind(("127.0.0.1", 0)).expect("bind");
+    let port = silent.local_addr().unwrap().port();
+    let env = Env::demo(&smtp_mail(&format!("smtp://127.0.0.1:{port}"), "")).await;
+    assert!(env.marsad(&["fetch"]).await.status.success());
+    let started = Instant::now();
+    let out = env.marsad(&["digest", "send", "daily"]).await;
+    assert_eq!(out.status.code(), Some(1), "{}", both(&out));
+    assert!(
+        started.elapsed() < Duration::from_secs(30),
+        "took {:?}",
+        started.elapsed()
+    );
+    assert!(stdout(&out).contains("will retry"), "{}", stdout(&out));
+    assert_eq!(
+        runs(
+            &env,
+            "SELECT COUNT(*) FROM digest_runs WHERE state = 'pending' AND next_attempt IS NOT NULL"
+        )
+        .await,
+        1
+    );
+    drop(silent);
+}

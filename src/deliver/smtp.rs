@@ -14,6 +14,9 @@ use super::DeliverError;
 
 const URL_KEY: &str = "[mail].url";
 const CA_KEY: &str = "[mail].tls_ca_file";
+/// A whole SMTP session (connect, greeting, TLS, AUTH, envelope, data) may take this many times
+/// the per-command timeout.
+const SESSION_TIMEOUTS: u32 = 3;
 const SMTP_PORT: u16 = 25;
 const SUBMISSION_PORT: u16 = 587;
 const SUBMISSIONS_PORT: u16 = 465;
@@ -176,7 +179,23 @@ impl SmtpMailer {
         message_id: &str,
     ) -> Result<(), DeliverError> {
         let transport = self.transport.get_or_init(|| self.builder.clone().build());
-        match transport.send(message).await {
+        // lettre's timeout covers each command but not the wait for the server's greeting, so a
+        // server that accepts the connection and then says nothing would hang the send (and a
+        // daemon's whole digest loop) forever. One deadline over the whole exchange bounds it.
+        let deadline = self.timeout.saturating_mul(SESSION_TIMEOUTS);
+        let sent = match tokio::time::timeout(deadline, transport.send(message)).await {
+            Ok(sent) => sent,
+            Err(_) => {
+                return Err(DeliverError::Smtp {
+                    server: self.server.clone(),
+                    transient: true,
+                    message: format!(
+                        "no complete SMTP exchange within {deadline:?}; check {URL_KEY} and that the server is responding; will retry later"
+                    ),
+                });
+            }
+        };
+        match sent {
             Ok(response) => {
                 tracing::debug!(
                     server = %self.server,
