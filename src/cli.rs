@@ -115,7 +115,13 @@ pub enum DigestCommand {
         format: DigestFormat,
     },
     /// Record and send the digest now (exactly once per period), and retry pending ones.
-    Send { name: Option<String> },
+    Send {
+        name: Option<String>,
+        /// Send a one-off copy of the current period to this address instead (for trying a
+        /// template); nothing is recorded, so the period's digest is still sent as usual.
+        #[arg(long, value_name = "ADDRESS")]
+        to: Option<String>,
+    },
 }
 
 #[derive(Debug, Subcommand)]

@@ -50,7 +50,10 @@ pub async fn dispatch(cli: Cli) -> Result<ExitCode> {
                 since,
                 format,
             } => digest_preview(&config, name, since, format).await,
-            DigestCommand::Send { name } => digest_send(&config, name).await,
+            DigestCommand::Send { name, to: None } => digest_send(&config, name).await,
+            DigestCommand::Send { name, to: Some(to) } => {
+                digest_send_copy(&config, name, &to).await
+            }
         },
         Command::Articles {
             since,
@@ -91,6 +94,18 @@ fn build(settings: Settings) -> Result<Loaded> {
 fn check(config: &Path) -> Result<ExitCode> {
     let settings = load(config)?;
     Matcher::compile(&settings.watchlists).map_err(|e| invalid(e.to_string()))?;
+    // A user template with a syntax error or a misspelt variable should fail here, not at 07:00.
+    for digest in settings.digests.iter().filter(|d| d.templates.is_some()) {
+        let view = render::DigestView {
+            name: digest.name.clone(),
+            language: digest.language.clone(),
+            ..Default::default()
+        };
+        let dir = digest.templates.as_deref();
+        render::render_html_with(&view, dir)
+            .and_then(|_| render::render_text_with(&view, dir))
+            .map_err(|e| invalid(format!("digest {}: {e}", digest.name)))?;
+    }
     println!(
         "{}: ok ({} sources, {} watchlists, {} digests)",
         config.display(),
@@ -249,9 +264,10 @@ async fn digest_preview(
             }
         };
         let view = digest_run::build_view(&db, &settings, digest, period).await?;
+        let dir = digest.templates.as_deref();
         let text = match format {
-            DigestFormat::Html => render::render_html(&view)?,
-            DigestFormat::Text => render::render_text(&view)?,
+            DigestFormat::Html => render::render_html_with(&view, dir)?,
+            DigestFormat::Text => render::render_text_with(&view, dir)?,
         };
         println!("{text}");
     }
@@ -286,9 +302,20 @@ async fn send_digests(
                 continue;
             }
         }
-        let (_, inserted, items) = digest_run::record(db, settings, digest, now, now).await?;
-        if inserted {
-            writeln!(out, "{}: recorded a digest with {items} items", digest.name)?;
+        let (_, outcome, items) = digest_run::record(db, settings, digest, now, now).await?;
+        match outcome {
+            digest_run::Recorded::Pending => {
+                writeln!(out, "{}: recorded a digest with {items} items", digest.name)?
+            }
+            digest_run::Recorded::Skipped => writeln!(
+                out,
+                "{}: nothing matched; period recorded, nothing sent (empty = \"skip\")",
+                digest.name
+            )?,
+            digest_run::Recorded::NothingNew => {
+                writeln!(out, "{}: no new matches to alert about", digest.name)?
+            }
+            digest_run::Recorded::Exists => {}
         }
     }
     let deliveries = digest_run::deliver_pending(db, settings, &loaded.mailer, now, true).await?;
@@ -306,6 +333,14 @@ async fn send_digests(
                 d.run.digest,
                 d.run.recipients.join(", ")
             )?,
+            Err(e) if d.permanent => {
+                failed += 1;
+                writeln!(
+                    out,
+                    "{}: not delivered, failed permanently (fix the cause, then run `marsad digest send` again): {e}",
+                    d.run.digest
+                )?;
+            }
             Err(e) => {
                 failed += 1;
                 writeln!(out, "{}: not delivered, will retry: {e}", d.run.digest)?;
@@ -333,6 +368,32 @@ async fn digest_send(config: &Path, name: Option<String>) -> Result<ExitCode> {
     } else {
         ExitCode::SUCCESS
     })
+}
+
+/// `digest send NAME --to ADDRESS`: a one-off copy of the current period for trying a template
+/// or the mail setup; nothing is recorded, so the scheduled digest still covers the period.
+async fn digest_send_copy(config: &Path, name: Option<String>, to: &str) -> Result<ExitCode> {
+    let Some(name) = name else {
+        return Err(invalid(
+            "--to needs a digest name: marsad digest send NAME --to ADDRESS",
+        ));
+    };
+    let settings = load(config)?;
+    let digest = pick_digests(&settings, Some(&name))?[0].clone();
+    let db = open(&settings).await?;
+    let loaded = build(settings.clone())?;
+    let result =
+        digest_run::send_copy(&db, &settings, &digest, &loaded.mailer, to, Utc::now()).await?;
+    db.close().await;
+    match result {
+        Ok(Some(path)) => println!("{name}: copy written to {} (not recorded)", path.display()),
+        Ok(None) => println!("{name}: copy sent to {to} (not recorded)"),
+        Err(e) => {
+            println!("{name}: copy not delivered: {e}");
+            return Ok(ExitCode::from(1));
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 fn rfc3339(t: Option<DateTime<Utc>>) -> serde_json::Value {
@@ -665,8 +726,13 @@ async fn status(config: &Path, as_json: bool) -> Result<ExitCode> {
         } else {
             let last = last
                 .map(|r| {
+                    let error = r
+                        .last_error
+                        .as_deref()
+                        .map(|e| format!(": {e}"))
+                        .unwrap_or_default();
                     format!(
-                        "{} ({}, {} items)",
+                        "{} ({}, {} items){error}",
                         r.period_end.to_rfc3339(),
                         r.state,
                         r.items

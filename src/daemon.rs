@@ -32,6 +32,9 @@ pub enum DaemonError {
     Setup(String),
 }
 
+/// How long after a digest's fire time the daemon records it.
+const RECORD_GRACE: chrono::Duration = chrono::Duration::seconds(2);
+
 /// The parts of a running configuration that are swapped together on reload.
 pub struct Loaded {
     pub settings: Arc<Settings>,
@@ -143,27 +146,37 @@ pub async fn run(
                 next_source.insert(source.id.clone(), DateTime::<Utc>::MAX_UTC);
             }
         }
-        // Digests whose fire time has come: record the run, then deliver.
+        // Digests whose fire time has come: record the run, then deliver. Recording waits a
+        // moment past the fire time so a refresh committing right at it is inside the period.
         let mut recorded = false;
         for digest in &loaded.settings.digests {
             if let Some(fire) = next_digest.get(&digest.name).copied()
-                && fire <= now
+                && fire + RECORD_GRACE <= now
             {
                 match digest_run::record(&db, &loaded.settings, digest, fire, now).await {
-                    Ok((_, inserted, items)) => {
-                        recorded |= inserted;
-                        tracing::info!(digest = %digest.name, items, "digest recorded");
+                    Ok((_, outcome, items)) => {
+                        recorded |= outcome == digest_run::Recorded::Pending;
+                        if outcome != digest_run::Recorded::NothingNew {
+                            tracing::info!(digest = %digest.name, items, ?outcome, "digest recorded");
+                        }
                     }
                     Err(e) => {
                         tracing::error!(digest = %digest.name, error = %e, "digest not recorded")
                     }
                 }
                 let tz = digest_run::timezone(&loaded.settings, digest);
-                let next = digest
-                    .schedule
-                    .next_after(now, tz)
-                    .unwrap_or(DateTime::<Utc>::MAX_UTC);
-                next_digest.insert(digest.name.clone(), next);
+                let next = match digest.alert {
+                    Some(batch) => {
+                        fire + chrono::Duration::from_std(batch)
+                            .unwrap_or(chrono::Duration::minutes(1))
+                    }
+                    None => digest
+                        .schedule
+                        .next_after(now, tz)
+                        .unwrap_or(DateTime::<Utc>::MAX_UTC),
+                };
+                // An alert that fell behind (a long stall) continues from now, not in a burst.
+                next_digest.insert(digest.name.clone(), next.max(now));
             }
         }
         if recorded || now >= next_retry {
@@ -179,8 +192,8 @@ pub async fn run(
         notify(&[sd_notify::NotifyState::Watchdog]);
         let wake = next_source
             .values()
-            .chain(next_digest.values())
             .copied()
+            .chain(next_digest.values().map(|t| *t + RECORD_GRACE))
             .chain([next_retry])
             .min()
             .unwrap_or(now + chrono::Duration::seconds(10));
@@ -267,18 +280,11 @@ async fn initial_digest_times(
     let mut out = HashMap::new();
     for digest in &settings.digests {
         let tz = digest_run::timezone(settings, digest);
-        let last_fire = digest.schedule.prev_at_or_before(now, tz);
         let last_end = db.last_digest_end(&digest.name).await?;
-        let missed = matches!((last_end, last_fire), (Some(end), Some(fire)) if end < fire);
-        let at = if missed {
-            last_fire.unwrap_or(now)
-        } else {
-            digest
-                .schedule
-                .next_after(now, tz)
-                .unwrap_or(DateTime::<Utc>::MAX_UTC)
-        };
-        out.insert(digest.name.clone(), at);
+        out.insert(
+            digest.name.clone(),
+            digest_run::first_fire(digest, tz, last_end, now),
+        );
     }
     Ok(out)
 }

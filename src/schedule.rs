@@ -30,7 +30,17 @@ const SHORTCUTS: &[(&str, &str)] = &[
     ("@daily", "0 0 * * *"),
     ("@midnight", "0 0 * * *"),
     ("@hourly", "0 * * * *"),
+    (IMMEDIATE, "* * * * *"),
 ];
+
+/// `schedule = "@immediate"`: an alert digest, sent as soon as something matches (batched per
+/// minute). As a cron expression it fires every minute.
+pub const IMMEDIATE: &str = "@immediate";
+
+/// Whether `expr` is the alert shortcut `@immediate`.
+pub fn is_immediate(expr: &str) -> bool {
+    expr.trim().eq_ignore_ascii_case(IMMEDIATE)
+}
 
 /// A parsed cron expression; keeps the text the user wrote for messages and `status` output.
 #[derive(Debug, Clone)]

@@ -39,7 +39,15 @@ pub fn mailer_from_settings(
                 }
                 (None, None) => None,
             };
-            Mailer::smtp(url, mail.username.clone(), password, timeout)
+            let ca = match &mail.tls_ca_file {
+                Some(path) => Some(std::fs::read(path).map_err(|e| DeliverError::Config {
+                    key: "[mail].tls_ca_file",
+                    value: path.display().to_string(),
+                    message: format!("cannot read it: {e}"),
+                })?),
+                None => None,
+            };
+            Mailer::smtp_with_ca(url, mail.username.clone(), password, timeout, ca.as_deref())
         }
     }
 }

@@ -122,7 +122,21 @@ impl Mailer {
         password: Option<String>,
         timeout: std::time::Duration,
     ) -> Result<Mailer, DeliverError> {
-        SmtpMailer::new(url, username, password, timeout).map(|smtp| Mailer::Smtp(Box::new(smtp)))
+        Mailer::smtp_with_ca(url, username, password, timeout, None)
+    }
+
+    /// [`Mailer::smtp`], also trusting the CA certificates in `extra_ca_pem` (PEM) for the
+    /// server's TLS certificate — for a private CA or a self-signed test server
+    /// (`[mail].tls_ca_file`). Certificate checks are never switched off.
+    pub fn smtp_with_ca(
+        url: &str,
+        username: Option<String>,
+        password: Option<String>,
+        timeout: std::time::Duration,
+        extra_ca_pem: Option<&[u8]>,
+    ) -> Result<Mailer, DeliverError> {
+        SmtpMailer::new(url, username, password, timeout, extra_ca_pem)
+            .map(|smtp| Mailer::Smtp(Box::new(smtp)))
     }
 
     /// Deliver `msg`. Returns the written file for the outbox, `None` for SMTP.

@@ -5,7 +5,7 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 use lettre::transport::smtp::authentication::Credentials;
-use lettre::transport::smtp::client::{Tls, TlsParameters};
+use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
 use lettre::transport::smtp::{AsyncSmtpTransport, AsyncSmtpTransportBuilder, Error as SmtpError};
 use lettre::{AsyncTransport, Message, Tokio1Executor};
 use url::{Host, Url};
@@ -13,6 +13,10 @@ use url::{Host, Url};
 use super::DeliverError;
 
 const URL_KEY: &str = "[mail].url";
+const CA_KEY: &str = "[mail].tls_ca_file";
+/// A whole SMTP session (connect, greeting, TLS, AUTH, envelope, data) may take this many times
+/// the per-command timeout.
+const SESSION_TIMEOUTS: u32 = 3;
 const SMTP_PORT: u16 = 25;
 const SUBMISSION_PORT: u16 = 587;
 const SUBMISSIONS_PORT: u16 = 465;
@@ -45,6 +49,7 @@ impl SmtpMailer {
         username: Option<String>,
         password: Option<String>,
         timeout: Duration,
+        extra_ca_pem: Option<&[u8]>,
     ) -> Result<SmtpMailer, DeliverError> {
         let config_err = |message: String| DeliverError::Config {
             key: URL_KEY,
@@ -79,8 +84,22 @@ impl SmtpMailer {
             }
         }
 
+        let extra_ca = extra_ca_pem
+            .map(|pem| {
+                Certificate::from_pem(pem).map_err(|err| DeliverError::Config {
+                    key: CA_KEY,
+                    value: String::new(),
+                    message: format!("not a PEM certificate file ({err})"),
+                })
+            })
+            .transpose()?;
         let tls_params = || {
-            TlsParameters::new(host.clone())
+            let mut builder = TlsParameters::builder(host.clone());
+            if let Some(ca) = &extra_ca {
+                builder = builder.add_root_certificate(ca.clone());
+            }
+            builder
+                .build()
                 .map_err(|err| config_err(format!("cannot set up TLS for {host:?}: {err}")))
         };
         let (port, tls) = match (parsed.scheme(), tls_mode.as_deref()) {
@@ -160,7 +179,23 @@ impl SmtpMailer {
         message_id: &str,
     ) -> Result<(), DeliverError> {
         let transport = self.transport.get_or_init(|| self.builder.clone().build());
-        match transport.send(message).await {
+        // lettre's timeout covers each command but not the wait for the server's greeting, so a
+        // server that accepts the connection and then says nothing would hang the send (and a
+        // daemon's whole digest loop) forever. One deadline over the whole exchange bounds it.
+        let deadline = self.timeout.saturating_mul(SESSION_TIMEOUTS);
+        let sent = match tokio::time::timeout(deadline, transport.send(message)).await {
+            Ok(sent) => sent,
+            Err(_) => {
+                return Err(DeliverError::Smtp {
+                    server: self.server.clone(),
+                    transient: true,
+                    message: format!(
+                        "no complete SMTP exchange within {deadline:?}; check {URL_KEY} and that the server is responding; will retry later"
+                    ),
+                });
+            }
+        };
+        match sent {
             Ok(response) => {
                 tracing::debug!(
                     server = %self.server,
@@ -201,11 +236,11 @@ impl SmtpMailer {
                     self.timeout
                 ),
             )
-        } else if err.is_tls() {
+        } else if err.is_tls() || detail.contains("certificate") {
             (
                 false,
                 format!(
-                    "TLS failed ({detail}); check {URL_KEY}: smtps:// is for implicit TLS (port 465), ?tls=starttls for STARTTLS (port 587)"
+                    "TLS failed ({detail}); check {URL_KEY}: smtps:// is for implicit TLS (port 465), ?tls=starttls for STARTTLS (port 587); a server with a private or self-signed certificate needs its CA in {CA_KEY}"
                 ),
             )
         } else if err.is_client() {

@@ -8,6 +8,7 @@ pub mod render;
 pub mod run;
 
 pub use render::{
-    DigestError, DigestItem, DigestView, Snippet, WatchlistSection, direction, render_html,
-    render_html_with, render_text, render_text_with, snippet,
+    DigestError, DigestItem, DigestView, Snippet, SourceHealth, VolumeNote, WatchlistCount,
+    WatchlistSection, direction, render_html, render_html_with, render_text, render_text_with,
+    snippet,
 };

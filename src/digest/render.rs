@@ -16,7 +16,7 @@ use minijinja::{AutoEscape, Environment, UndefinedBehavior, Value};
 use serde::Serialize;
 
 /// Everything a digest shows, already selected, grouped and formatted for its reader.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Default, Serialize)]
 pub struct DigestView {
     /// The digest's configured name (`[[digest]].name`).
     pub name: String,
@@ -27,6 +27,43 @@ pub struct DigestView {
     pub period: String,
     pub total: usize,
     pub watchlists: Vec<WatchlistSection>,
+    /// An immediate alert (short message) rather than a scheduled digest.
+    pub alert: bool,
+    /// Every watchlist of the digest with its number of items, zeros included, for the header.
+    pub counts: Vec<WatchlistCount>,
+    /// Sources whose fetches failed during the period, for the footer.
+    pub health: Vec<SourceHealth>,
+    /// Watchlists whose volume is far above their usual level, for the footer.
+    pub surges: Vec<VolumeNote>,
+}
+
+/// One watchlist's item count, shown in the header.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct WatchlistCount {
+    pub name: String,
+    pub title: String,
+    pub count: usize,
+}
+
+/// A source that failed during the period: how often, when last, and why.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct SourceHealth {
+    /// Display name of the source.
+    pub source: String,
+    pub failures: usize,
+    /// Time of the latest failure, already formatted in the digest's timezone.
+    pub last_failure: String,
+    /// The latest error message.
+    pub error: String,
+}
+
+/// A watchlist with far more items than usual (more than three times its recent average).
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct VolumeNote {
+    pub title: String,
+    pub count: usize,
+    /// Average for a period of this length over the preceding periods, rounded to one decimal.
+    pub usual: String,
 }
 
 /// One watchlist's matches within a digest.
@@ -354,6 +391,11 @@ struct Labels {
     also: &'static str,
     empty: &'static str,
     footer: &'static str,
+    alert: &'static str,
+    health: &'static str,
+    failed_times: &'static str,
+    surge: &'static str,
+    usually: &'static str,
     /// List separator: Arabic uses its own comma.
     comma: &'static str,
 }
@@ -362,8 +404,13 @@ const LABELS_EN: Labels = Labels {
     total: "Articles",
     terms: "Matched",
     also: "Also reported by",
-    empty: "No matching articles in this period.",
+    empty: "Nothing matched in this period.",
     footer: "Sent by marsad",
+    alert: "Alert",
+    health: "Sources that failed in this period",
+    failed_times: "failures",
+    surge: "Unusually many items",
+    usually: "usually",
     comma: ", ",
 };
 
@@ -371,8 +418,13 @@ const LABELS_AR: Labels = Labels {
     total: "عدد المقالات",
     terms: "الكلمات المطابقة",
     also: "ورد أيضاً في",
-    empty: "لا توجد مقالات مطابقة في هذه الفترة.",
+    empty: "لم يطابق شيء في هذه الفترة.",
     footer: "أُرسلت من marsad",
+    alert: "تنبيه",
+    health: "مصادر تعذّر جلبها في هذه الفترة",
+    failed_times: "مرات الفشل",
+    surge: "عدد غير معتاد من المقالات",
+    usually: "المعتاد",
     comma: "، ",
 };
 
@@ -388,6 +440,10 @@ struct Context<'a> {
     total: usize,
     labels: &'static Labels,
     watchlists: Vec<SectionContext<'a>>,
+    alert: bool,
+    counts: &'a [WatchlistCount],
+    health: &'a [SourceHealth],
+    surges: &'a [VolumeNote],
 }
 
 #[derive(Debug, Serialize)]
@@ -436,6 +492,10 @@ impl<'a> Context<'a> {
             period: &view.period,
             total: view.total,
             labels,
+            alert: view.alert,
+            counts: &view.counts,
+            health: &view.health,
+            surges: &view.surges,
             watchlists: view
                 .watchlists
                 .iter()
@@ -555,6 +615,7 @@ mod tests {
                 title: "Russia–Israel relations".into(),
                 items,
             }],
+            ..DigestView::default()
         }
     }
 

@@ -1,14 +1,20 @@
 //! `[[digest]]` tables: checked last, because they refer to the watchlists directory.
 
 use std::collections::HashMap;
+use std::path::Path;
+use std::time::Duration;
 
 use super::error::{ConfigError, SourceText};
 use super::raw::{DigestLanguage, RawDigest};
 use super::{DigestConfig, values};
 
+/// How often an alert digest gathers new matches into one message, unless `batch` says otherwise.
+const DEFAULT_BATCH: Duration = Duration::from_secs(60);
+
 /// Validates the digests of `marsad.toml` (`src`) against the watchlist names that exist.
 pub(crate) fn validate(
     src: &SourceText<'_>,
+    base: &Path,
     digests: Vec<RawDigest>,
     watchlists: &[String],
     errors: &mut Vec<ConfigError>,
@@ -49,7 +55,57 @@ pub(crate) fn validate(
             }
         }
 
-        let schedule = super::parse_schedule(src, &digest.schedule, errors);
+        let immediate = digest
+            .schedule
+            .as_ref()
+            .is_some_and(|s| crate::schedule::is_immediate(s.get_ref()));
+        let alert = immediate || digest.alert == Some(true);
+        let schedule = match &digest.schedule {
+            Some(expr) => super::parse_schedule(src, expr, errors),
+            None if alert => crate::schedule::Schedule::parse(crate::schedule::IMMEDIATE).ok(),
+            None => {
+                errors.push(src.error(
+                    name_at,
+                    "this digest has no schedule; add schedule = \"0 7 * * *\" (five cron fields) or \"@immediate\" for alerts",
+                ));
+                None
+            }
+        };
+        if digest.alert == Some(false) && immediate {
+            errors.push(src.error(
+                name_at,
+                "schedule = \"@immediate\" makes this an alert digest, but alert = false; remove one of them",
+            ));
+        }
+        let batch = match &digest.batch {
+            Some(text) if !alert => {
+                errors.push(src.error(
+                    text.span().start,
+                    "batch only applies to alert digests (schedule = \"@immediate\" or alert = true)",
+                ));
+                None
+            }
+            Some(text) => values::duration(text.get_ref())
+                .map_err(|message| errors.push(src.error(text.span().start, message)))
+                .ok(),
+            None => None,
+        };
+        let templates = digest.templates.as_ref().and_then(|dir| {
+            let path = base.join(dir.get_ref());
+            if path.is_dir() {
+                Some(path)
+            } else {
+                errors.push(src.error(
+                    dir.span().start,
+                    format!(
+                        "templates = \"{}\": {} is not a folder; it should hold digest.html.j2 and/or digest.txt.j2 (relative to this file)",
+                        dir.get_ref(),
+                        path.display()
+                    ),
+                ));
+                None
+            }
+        });
         let timezone = digest.timezone.as_ref().and_then(|tz| {
             values::timezone(tz.get_ref())
                 .map_err(|message| errors.push(src.error(tz.span().start, message)))
@@ -102,6 +158,9 @@ pub(crate) fn validate(
                 Some(DigestLanguage::En) | None => "en",
             }
             .to_owned(),
+            templates,
+            empty: digest.empty.unwrap_or_default(),
+            alert: alert.then(|| batch.unwrap_or(DEFAULT_BATCH)),
         });
     }
     out

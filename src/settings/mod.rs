@@ -120,6 +120,9 @@ pub struct MailSettings {
     /// Read at send time, so a rotated secret needs no reload; never both with `password_env`.
     pub password_file: Option<PathBuf>,
     pub password_env: Option<String>,
+    /// PEM file of extra CA certificates to trust for the SMTP server's TLS certificate (a
+    /// private CA or a self-signed server); the web PKI roots stay trusted as well.
+    pub tls_ca_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -174,6 +177,24 @@ pub struct DigestConfig {
     pub subject: Option<String>,
     /// `"ar"` (right-to-left page) or `"en"` (the default).
     pub language: String,
+    /// Folder whose `digest.html.j2` / `digest.txt.j2` replace the built-in templates.
+    pub templates: Option<PathBuf>,
+    /// What to do with a period in which nothing matched.
+    pub empty: EmptyPolicy,
+    /// `Some(batch)` for an immediate-alert digest (`schedule = "@immediate"` or `alert = true`):
+    /// the daemon looks for new matches every `batch` and sends them in one short message.
+    pub alert: Option<Duration>,
+}
+
+/// `[[digest]] empty = "send" | "skip"`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EmptyPolicy {
+    /// Send a digest saying that nothing matched (the default: silence looks like breakage).
+    #[default]
+    Send,
+    /// Send nothing; the period is still recorded, so its matches are never lost or repeated.
+    Skip,
 }
 
 /// Loads and validates `marsad.toml` at `path` and the files it names.
@@ -199,7 +220,7 @@ pub fn load(path: &Path) -> Result<Settings, ConfigErrors> {
     file_order.extend(watchlists.files.iter().cloned());
 
     let digests = if main.syntax_ok {
-        digests::validate(&src, main.digests, &watchlists.names, &mut errors)
+        digests::validate(&src, &base, main.digests, &watchlists.names, &mut errors)
     } else {
         Vec::new()
     };
@@ -292,6 +313,7 @@ fn read_main(src: &SourceText<'_>, base: &Path, errors: &mut Vec<ConfigError>) -
             username: None,
             password_file: None,
             password_env: None,
+            tls_ca_file: None,
         },
         sources: NamedPath {
             path: base.join(DEFAULT_SOURCES),
@@ -544,6 +566,7 @@ fn read_mail(
     }
     out.username = mail.username;
     out.password_file = mail.password_file.map(|p| base.join(p));
+    out.tls_ca_file = mail.tls_ca_file.map(|p| base.join(p));
     if let Some(env) = mail.password_env {
         if out.password_file.is_some() {
             errors.push(src.error(

@@ -11,7 +11,7 @@ use toml::Spanned;
 use toml::de::{DeString, DeTable, DeValue};
 
 use super::error::{ConfigError, SourceText};
-use super::{MailTransport, SourceKind};
+use super::{EmptyPolicy, MailTransport, SourceKind};
 
 pub(crate) type Value<'a> = Spanned<DeValue<'a>>;
 pub(crate) type Key<'a> = Spanned<DeString<'a>>;
@@ -52,6 +52,7 @@ pub(crate) struct RawMail {
     pub username: Option<String>,
     pub password_file: Option<String>,
     pub password_env: Option<Spanned<String>>,
+    pub tls_ca_file: Option<String>,
 }
 
 /// Page language of a digest; decides `lang`/`dir` of the page chrome.
@@ -67,11 +68,18 @@ pub(crate) enum DigestLanguage {
 pub(crate) struct RawDigest {
     pub name: Spanned<String>,
     pub to: Spanned<Vec<Spanned<String>>>,
-    pub schedule: Spanned<String>,
+    pub schedule: Option<Spanned<String>>,
     pub timezone: Option<Spanned<String>>,
     pub watchlists: Spanned<Vec<Spanned<String>>>,
     pub subject: Option<String>,
     pub language: Option<DigestLanguage>,
+    /// A folder with `digest.html.j2` / `digest.txt.j2` overriding the built-in templates.
+    pub templates: Option<Spanned<String>>,
+    pub empty: Option<EmptyPolicy>,
+    /// Same as `schedule = "@immediate"`.
+    pub alert: Option<bool>,
+    /// How often an alert digest looks for new matches (default one minute).
+    pub batch: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -799,3 +799,49 @@ fn source_timezone_is_read_and_checked() {
         ]
     );
 }
+
+#[test]
+fn digest_alerts_templates_and_empty_policy() {
+    let f = Fixture::full();
+    f.write("tpl/digest.html.j2", "x");
+    let main = format!(
+        "{FULL_MAIN}\n[[digest]]\nname = \"flash\"\nto = [\"duty@example.org\"]\nschedule = \"@immediate\"\n\
+         watchlists = [\"russia-israel\"]\nbatch = \"10s\"\ntemplates = \"tpl\"\nempty = \"skip\"\n\n\
+         [[digest]]\nname = \"flash2\"\nto = [\"duty@example.org\"]\nalert = true\nwatchlists = [\"russia-israel\"]\n"
+    );
+    f.write("marsad.toml", &main);
+    let s = f.load().unwrap();
+    let flash = s.digests.iter().find(|d| d.name == "flash").unwrap();
+    assert_eq!(flash.alert, Some(Duration::from_secs(10)));
+    assert_eq!(flash.templates, Some(f.path("tpl")));
+    assert_eq!(flash.empty, EmptyPolicy::Skip);
+    let flash2 = s.digests.iter().find(|d| d.name == "flash2").unwrap();
+    assert_eq!(flash2.alert, Some(Duration::from_secs(60)), "default batch");
+    assert!(
+        s.digests
+            .iter()
+            .filter(|d| d.alert.is_none())
+            .all(|d| d.empty == EmptyPolicy::Send)
+    );
+}
+
+#[test]
+fn digest_setting_mistakes_are_reported() {
+    let f = Fixture::full();
+    let main = format!(
+        "{FULL_MAIN}\n[[digest]]\nname = \"a\"\nto = [\"x@example.org\"]\nwatchlists = [\"russia-israel\"]\n\n\
+         [[digest]]\nname = \"b\"\nto = [\"x@example.org\"]\nschedule = \"0 7 * * *\"\nbatch = \"5s\"\n\
+         templates = \"missing\"\nwatchlists = [\"russia-israel\"]\n"
+    );
+    f.write("marsad.toml", &main);
+    let text = f.errors().join("\n");
+    assert!(text.contains("has no schedule"), "{text}");
+    assert!(
+        text.contains("batch only applies to alert digests"),
+        "{text}"
+    );
+    assert!(text.contains("is not a folder"), "{text}");
+    f.write("marsad.toml", &format!("{FULL_MAIN}\n[[digest]]\nname = \"c\"\nto = [\"x@example.org\"]\nschedule = \"@daily\"\nempty = \"maybe\"\nwatchlists = [\"russia-israel\"]\n"));
+    let text = f.errors().join("\n");
+    assert!(text.contains("maybe"), "{text}");
+}

@@ -23,6 +23,9 @@ pub struct NewDigestRun {
     pub text: String,
     pub items: usize,
     pub created: DateTime<Utc>,
+    /// `pending` (to be sent) or `skipped` (an empty period under `empty = "skip"`: recorded so
+    /// the period is accounted for, never sent).
+    pub state: &'static str,
 }
 
 #[derive(Debug, Clone, serde::Serialize)]
@@ -103,7 +106,7 @@ impl Db {
     /// Records a run before it is sent. Returns false when a run for this (digest, period) exists.
     pub async fn insert_digest_run(&self, run: &NewDigestRun) -> Result<bool, StoreError> {
         let sql = "INSERT INTO digest_runs (digest, period_start, period_end, message_id, recipients, subject, html, \
-            text, items, state, attempts, created) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'pending', 0, $10) \
+            text, items, state, attempts, created) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $11, 0, $10) \
             ON CONFLICT (digest, period_end) DO NOTHING";
         with_db!(self, pool => {
             let done = sqlx::query(sql)
@@ -117,6 +120,7 @@ impl Db {
                 .bind(&run.text)
                 .bind(run.items as i64)
                 .bind(run.created)
+                .bind(run.state)
                 .execute(pool)
                 .await
                 .context("recording a digest run")?;
@@ -124,15 +128,18 @@ impl Db {
         })
     }
 
-    /// Runs not yet delivered whose retry time has come (or all of them with `force`), oldest first.
+    /// Runs not yet delivered whose retry time has come, oldest first. With `force` (a person ran
+    /// `digest send`): every pending run, and the `failed` ones too (permanent errors such as a
+    /// 550 that the operator may have fixed meanwhile).
     pub async fn due_digest_runs(
         &self,
         now: DateTime<Utc>,
         force: bool,
     ) -> Result<Vec<DigestRun>, StoreError> {
         let sql = format!(
-            "SELECT {RUN_COLUMNS} FROM digest_runs WHERE state = 'pending' \
-             AND ($2 OR next_attempt IS NULL OR next_attempt <= $1) ORDER BY period_end, id"
+            "SELECT {RUN_COLUMNS} FROM digest_runs WHERE (state = 'pending' \
+             AND ($2 OR next_attempt IS NULL OR next_attempt <= $1)) OR ($2 AND state = 'failed') \
+             ORDER BY period_end, id"
         );
         with_db!(self, pool => {
             let rows = sqlx::query(sqlx::AssertSqlSafe(sql.clone()))
@@ -187,16 +194,19 @@ impl Db {
         })
     }
 
-    /// Sending failed: keep the run pending and say when to try again.
+    /// Sending failed. Transient (`next_attempt` set): keep the run pending and say when to try
+    /// again. Permanent (`None`): state `failed`, which the daemon no longer retries but
+    /// `status` shows and `digest send` retries.
     pub async fn mark_digest_failed(
         &self,
         id: i64,
         error: &str,
-        next_attempt: DateTime<Utc>,
+        next_attempt: Option<DateTime<Utc>>,
     ) -> Result<(), StoreError> {
         with_db!(self, pool => {
             sqlx::query(
-                "UPDATE digest_runs SET attempts = attempts + 1, last_error = $2, next_attempt = $3 WHERE id = $1",
+                "UPDATE digest_runs SET attempts = attempts + 1, last_error = $2, next_attempt = $3, \
+                 state = CASE WHEN $3 IS NULL THEN 'failed' ELSE 'pending' END WHERE id = $1",
             )
             .bind(id)
             .bind(error)
@@ -205,6 +215,45 @@ impl Db {
             .await
             .context("recording a digest failure")?;
             Ok(())
+        })
+    }
+}
+
+impl Db {
+    /// Start of the first recorded period of `digest`: how far back its history goes.
+    pub async fn first_digest_start(
+        &self,
+        digest: &str,
+    ) -> Result<Option<DateTime<Utc>>, StoreError> {
+        with_db!(self, pool => {
+            let row = sqlx::query("SELECT period_start FROM digest_runs WHERE digest = $1 ORDER BY period_start LIMIT 1")
+                .bind(digest)
+                .fetch_optional(pool)
+                .await
+                .context("reading the first digest run")?;
+            row.map(|r| r.try_get("period_start")).transpose().context("decoding the first digest run")
+        })
+    }
+
+    /// Number of matches per watchlist recorded in `(start, end]`.
+    pub async fn match_counts_between(
+        &self,
+        start: DateTime<Utc>,
+        end: DateTime<Utc>,
+    ) -> Result<std::collections::HashMap<String, i64>, StoreError> {
+        with_db!(self, pool => {
+            let rows = sqlx::query(
+                "SELECT watchlist, COUNT(*) AS n FROM matches WHERE matched > $1 AND matched <= $2 GROUP BY watchlist",
+            )
+            .bind(start)
+            .bind(end)
+            .fetch_all(pool)
+            .await
+            .context("counting matches")?;
+            rows.iter()
+                .map(|r| Ok((r.try_get("watchlist")?, r.try_get("n")?)))
+                .collect::<Result<std::collections::HashMap<_, _>, sqlx::Error>>()
+                .context("decoding match counts")
         })
     }
 }

@@ -341,7 +341,10 @@ impl Db {
                             .bind(id)
                             .bind(&m.watchlist)
                             .bind(hits)
-                            .bind(fetched)
+                            // The time of this write, not of the fetch: digest periods select
+                            // matches by this time, and a full-text refresh can take long enough
+                            // that a period ending meanwhile would otherwise never see them.
+                            .bind(Utc::now())
                             .execute(&mut *tx)
                             .await
                             .context("storing a match")?;
