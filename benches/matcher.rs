@@ -209,7 +209,7 @@ fn main() {
     let terms = terms(&mut rng);
     let text = text(&mut rng, &terms);
     let docs = articles(&text);
-    let min = Duration::from_secs(3);
+    let min = Duration::from_secs(1);
     println!(
         "matcher benchmark: {} terms ({} Arabic, {} English), {:.1} MB of text in {} articles, one core",
         terms.len(),

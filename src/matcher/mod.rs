@@ -20,7 +20,7 @@ use std::ops::Range;
 use serde::{Deserialize, Serialize};
 
 use crate::model::Field;
-use crate::normalize::text::tokenize_with_bytes;
+use crate::normalize::text::{Words, tokenize_with_bytes};
 use eval::{Node, Occurrence};
 use index::{TermId, TermIndex};
 use query::QueryError;
@@ -376,17 +376,18 @@ impl Matcher {
     /// Every occurrence of every indexed term in `fields`, each field tokenized once.
     fn scan(&self, fields: &[(Field, &str)]) -> Vec<FieldHit> {
         let mut found = Vec::new();
+        let mut tokens = Words::default();
         for (field, (_, text)) in fields.iter().enumerate() {
-            let tokens = tokenize_with_bytes(text);
-            let words: Vec<&str> = tokens.iter().map(|(t, _)| t.norm.as_str()).collect();
+            tokens.fill(text);
+            let words: Vec<&str> = tokens.norms().collect();
             self.index.scan(&words, |term, range| {
-                let (first, first_bytes) = &tokens[range.start];
-                let (last, last_bytes) = &tokens[range.end - 1];
+                let first = tokens.get(range.start);
+                let last = tokens.get(range.end - 1);
                 found.push(FieldHit {
                     term,
                     field,
-                    chars: first.start..last.end,
-                    bytes: first_bytes.start..last_bytes.end,
+                    chars: first.chars.start..last.chars.end,
+                    bytes: first.bytes.start..last.bytes.end,
                     words: range,
                 });
             });
