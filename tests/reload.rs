@@ -68,7 +68,10 @@ where
 {
     let deadline = Instant::now() + within;
     while !check().await {
-        assert!(Instant::now() < deadline, "{what} did not happen within {within:?}");
+        assert!(
+            Instant::now() < deadline,
+            "{what} did not happen within {within:?}"
+        );
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
 }
@@ -107,12 +110,17 @@ async fn broken_watchlist_edit_is_reported_and_the_last_good_version_keeps_match
         .expect("start daemon");
     let pid = child.id().expect("daemon pid");
 
-    wait_for("the first article matching", Duration::from_secs(30), || {
-        lebanon_matched(&env, "a1")
-    })
+    wait_for(
+        "the first article matching",
+        Duration::from_secs(30),
+        || lebanon_matched(&env, "a1"),
+    )
     .await;
     let first = daemon_status(&env).await;
-    let version = first["config_version"].as_str().expect("version").to_string();
+    let version = first["config_version"]
+        .as_str()
+        .expect("version")
+        .to_string();
     assert!(!version.is_empty());
     assert_eq!(first["last_reload_error"], Value::Null, "{first}");
 
@@ -123,12 +131,16 @@ async fn broken_watchlist_edit_is_reported_and_the_last_good_version_keeps_match
         "[terms]\nlebanon = [\"Lebanon\", \"Beirut\"]\n[match]\nquery = \"lebanon AND isreal\"\n",
     )
     .unwrap();
-    wait_for("status reporting the reload error", Duration::from_secs(20), || async {
-        let s = daemon_status(&env).await;
-        s["last_reload_error"]
-            .as_str()
-            .is_some_and(|e| e.contains("isreal"))
-    })
+    wait_for(
+        "status reporting the reload error",
+        Duration::from_secs(20),
+        || async {
+            let s = daemon_status(&env).await;
+            s["last_reload_error"]
+                .as_str()
+                .is_some_and(|e| e.contains("isreal"))
+        },
+    )
     .await;
     let broken = daemon_status(&env).await;
     assert_eq!(broken["config_version"], version.as_str(), "{broken}");
@@ -141,7 +153,8 @@ async fn broken_watchlist_edit_is_reported_and_the_last_good_version_keeps_match
     );
 
     // News keeps arriving and is matched with the last good watchlist.
-    env.server.set_route("/feed.xml", feed(&[TALKS, PORT_REOPENS]));
+    env.server
+        .set_route("/feed.xml", feed(&[TALKS, PORT_REOPENS]));
     wait_for(
         "the next article matching with the old watchlist",
         Duration::from_secs(90),
@@ -156,10 +169,14 @@ async fn broken_watchlist_edit_is_reported_and_the_last_good_version_keeps_match
         "title = \"Lebanon\"\n[terms]\nlebanon = [\"Lebanon\", \"Beirut\", \"Naqoura\"]\n[match]\nquery = \"lebanon\"\n",
     )
     .unwrap();
-    wait_for("the fixed watchlist loading", Duration::from_secs(20), || async {
-        let s = daemon_status(&env).await;
-        s["config_version"] != version.as_str() && s["last_reload_error"].is_null()
-    })
+    wait_for(
+        "the fixed watchlist loading",
+        Duration::from_secs(20),
+        || async {
+            let s = daemon_status(&env).await;
+            s["config_version"] != version.as_str() && s["last_reload_error"].is_null()
+        },
+    )
     .await;
 
     let status = std::process::Command::new("kill")

@@ -17,7 +17,14 @@ fn ids(lines: &[Value]) -> BTreeSet<i64> {
 
 async fn lebanon_matches(env: &Env) -> Vec<Value> {
     let out = env
-        .marsad(&["matches", "--watchlist", "lebanon", "--since", "1d", "--json"])
+        .marsad(&[
+            "matches",
+            "--watchlist",
+            "lebanon",
+            "--since",
+            "1d",
+            "--json",
+        ])
         .await;
     assert!(out.status.success(), "{}", stderr(&out));
     json_lines(&out)
@@ -225,14 +232,18 @@ async fn scoping_keys_are_validated_with_file_line_col() {
     let out = env.marsad(&["fetch"]).await;
     assert!(out.status.success(), "{}", stderr(&out));
     let out = env
-        .marsad(&["matches", "--watchlist", "scoped", "--since", "1d", "--json"])
+        .marsad(&[
+            "matches",
+            "--watchlist",
+            "scoped",
+            "--since",
+            "1d",
+            "--json",
+        ])
         .await;
     let scoped = json_lines(&out);
     assert!(!scoped.is_empty(), "wire-ar has Lebanon news");
-    let arts = json_lines(
-        &env.marsad(&["articles", "--since", "1d", "--json"])
-            .await,
-    );
+    let arts = json_lines(&env.marsad(&["articles", "--since", "1d", "--json"]).await);
     for m in &scoped {
         let a = arts
             .iter()

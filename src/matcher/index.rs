@@ -10,6 +10,9 @@
 use std::ops::Range;
 use std::sync::OnceLock;
 
+use aho_corasick::automaton::{Automaton, StateID};
+use aho_corasick::dfa::DFA;
+use aho_corasick::{Anchored, MatchKind, StartKind};
 use rustc_hash::FxHashMap as HashMap;
 
 use super::term::TermPattern;
@@ -26,8 +29,52 @@ pub(crate) struct TermIndex {
     exact: HashMap<String, Vec<TermId>>,
     /// First-word prefix form → single-word prefix terms.
     prefixes: HashMap<String, Vec<TermId>>,
-    /// A byte trie over the keys of `prefixes`; built on first scan after the last insert.
-    prefix_search: OnceLock<Option<PrefixTrie>>,
+    /// A search over the keys of `prefixes`; built on first scan after the last insert.
+    prefix_search: OnceLock<Option<PrefixSearch>>,
+}
+
+/// The keys that begin a word, found in one walk along its bytes that usually stops after a
+/// byte or two: an anchored aho-corasick DFA (one array lookup per byte), or a hash-map trie if
+/// the DFA cannot be built (too many states).
+#[derive(Debug)]
+enum PrefixSearch {
+    Dfa {
+        dfa: Box<DFA>,
+        start: StateID,
+        /// Per pattern: its key's length in bytes, and its terms.
+        keys: Vec<(usize, Vec<TermId>)>,
+    },
+    Trie(PrefixTrie),
+}
+
+impl PrefixSearch {
+    fn prefixes_of(&self, word: &str, out: &mut Vec<TermId>) {
+        match self {
+            PrefixSearch::Trie(trie) => trie.prefixes_of(word, out),
+            PrefixSearch::Dfa { dfa, start, keys } => {
+                let mut sid = *start;
+                for (i, byte) in word.bytes().enumerate() {
+                    sid = dfa.next_state(Anchored::Yes, sid, byte);
+                    if !dfa.is_special(sid) {
+                        continue;
+                    }
+                    if dfa.is_dead(sid) {
+                        break;
+                    }
+                    if dfa.is_match(sid) {
+                        for k in 0..dfa.match_len(sid) {
+                            let (len, ids) = &keys[dfa.match_pattern(sid, k).as_usize()];
+                            // A match state also lists keys that are only suffixes of the
+                            // bytes read; only a key as long as them begins the word.
+                            if *len == i + 1 {
+                                out.extend(ids);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
 }
 
 /// Node 0 is the root; `terms[node]` are the terms whose prefix form ends at that node.
@@ -74,9 +121,27 @@ impl TermIndex {
         id
     }
 
-    fn build_prefix_search(&self) -> Option<PrefixTrie> {
+    fn build_prefix_search(&self) -> Option<PrefixSearch> {
         if self.prefixes.is_empty() {
             return None;
+        }
+        let keys: Vec<(&String, &Vec<TermId>)> = self.prefixes.iter().collect();
+        let dfa = DFA::builder()
+            .match_kind(MatchKind::Standard)
+            .start_kind(StartKind::Anchored)
+            .build(keys.iter().map(|(key, _)| key.as_bytes()));
+        if let Ok(dfa) = dfa
+            && let Ok(start) = dfa.start_state(Anchored::Yes)
+        {
+            let keys = keys
+                .into_iter()
+                .map(|(key, ids)| (key.len(), ids.clone()))
+                .collect();
+            return Some(PrefixSearch::Dfa {
+                dfa: Box::new(dfa),
+                start,
+                keys,
+            });
         }
         let mut trie = PrefixTrie {
             edges: HashMap::default(),
@@ -93,7 +158,7 @@ impl TermIndex {
             }
             trie.terms[node as usize].extend(ids);
         }
-        Some(trie)
+        Some(PrefixSearch::Trie(trie))
     }
 
     /// Number of distinct terms; ids are `0..len()`.
@@ -105,15 +170,18 @@ impl TermIndex {
     /// of one text), `words` being the range of word indices the occurrence covers. Occurrences
     /// come in text order; one term is reported at most once per starting word.
     pub(crate) fn scan(&self, words: &[&str], mut found: impl FnMut(TermId, Range<usize>)) {
-        let prefixes = self.prefix_search.get_or_init(|| self.build_prefix_search()).as_ref();
+        let prefixes = self
+            .prefix_search
+            .get_or_init(|| self.build_prefix_search())
+            .as_ref();
         let mut candidates: Vec<TermId> = Vec::new();
         for (i, word) in words.iter().enumerate() {
             candidates.clear();
             if let Some(ids) = self.exact.get(*word) {
                 candidates.extend(ids);
             }
-            if let Some(trie) = prefixes {
-                trie.prefixes_of(word, &mut candidates);
+            if let Some(search) = prefixes {
+                search.prefixes_of(word, &mut candidates);
             }
             if candidates.len() > 1 {
                 candidates.sort_unstable();
@@ -183,6 +251,22 @@ mod tests {
                 (0, "putinism".to_string()),
                 (1, "وروسيا".to_string()),
                 (2, "tel avivian".to_string()),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_prefix_key_that_is_only_a_suffix_of_the_word_start_does_not_match() {
+        // "ab*" and "b*": in "abc" only "ab*" begins the word, though the automaton's state
+        // after "ab" also knows "b".
+        let index = index(&["ab*", "b*", "abcd*"]);
+        assert_eq!(occurrences(&index, "abc"), [(0, "abc".to_string())]);
+        assert_eq!(
+            occurrences(&index, "abcde bx"),
+            [
+                (0, "abcde".to_string()),
+                (2, "abcde".to_string()),
+                (1, "bx".to_string())
             ]
         );
     }

@@ -14,7 +14,7 @@ mod index;
 pub mod query;
 mod term;
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::HashSet;
 use std::ops::Range;
 
 use serde::{Deserialize, Serialize};
@@ -128,7 +128,7 @@ impl Watchlist {
         let language_ok = self.languages.is_empty()
             || language
                 .map(primary_language)
-                .is_some_and(|l| self.languages.iter().any(|w| *w == l));
+                .is_some_and(|l| self.languages.contains(&l));
         source_ok && language_ok
     }
 }
@@ -280,19 +280,24 @@ impl Matcher {
         scope: Option<(&str, Option<&str>)>,
     ) -> Vec<WatchlistMatch> {
         let found = self.scan(fields);
-        // Per watchlist: (index into `found`, owner) of every occurrence it can see.
-        let mut seen: BTreeMap<usize, Vec<(usize, &Owner)>> = BTreeMap::new();
+        // (watchlist, index into `found`, owner) of every occurrence a watchlist can see,
+        // grouped by watchlist below (a stable sort keeps text order within each).
+        let mut seen: Vec<(usize, usize, &Owner)> = Vec::new();
         for (i, hit) in found.iter().enumerate() {
             let field = fields[hit.field].0;
             for owner in &self.owners[hit.term] {
                 let watchlist = &self.watchlists[owner.watchlist];
                 if watchlist.fields.contains(&field) {
-                    seen.entry(owner.watchlist).or_default().push((i, owner));
+                    seen.push((owner.watchlist, i, owner));
                 }
             }
         }
+        seen.sort_by_key(|&(watchlist, _, _)| watchlist);
         let mut matches = Vec::new();
-        for (number, occurrences) in seen {
+        for group in seen.chunk_by(|a, b| a.0 == b.0) {
+            let number = group[0].0;
+            let occurrences: Vec<(usize, &Owner)> =
+                group.iter().map(|&(_, i, owner)| (i, owner)).collect();
             let watchlist = &self.watchlists[number];
             if let Some((source, language)) = scope
                 && !watchlist.in_scope(source, language)
@@ -893,13 +898,21 @@ mod tests {
     fn url_and_source_fields_are_searched_only_when_listed() {
         let by_url = spec("url", &[Field::Url], &[("p", &["putin"])], "p");
         let by_source = spec("src", &[Field::Source], &[("w", &["وكالة", "wire"])], "w");
-        let by_text = spec("text", &[Field::Title, Field::Body], &[("p", &["putin"])], "p");
+        let by_text = spec(
+            "text",
+            &[Field::Title, Field::Body],
+            &[("p", &["putin"])],
+            "p",
+        );
         let matcher = Matcher::compile(&[by_url, by_source, by_text]).unwrap();
         let a = article("عنوان", "نص");
         assert_eq!(matched(&matcher, &a), ["url", "src"]);
         let found = matcher.match_article(&a);
         let url_hit = &found[0].hits[0];
-        assert_eq!((url_hit.field, url_hit.text.as_str()), (Field::Url, "putin"));
+        assert_eq!(
+            (url_hit.field, url_hit.text.as_str()),
+            (Field::Url, "putin")
+        );
         // The source is matched by id and by display name.
         let texts: Vec<&str> = found[1].hits.iter().map(|h| h.text.as_str()).collect();
         assert_eq!(texts, ["wire", "وكالة"]);

@@ -133,6 +133,7 @@ impl Words {
         });
     }
 
+    #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
         self.words.len()
     }

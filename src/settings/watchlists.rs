@@ -216,7 +216,9 @@ fn read_list(
     if list.get_ref().is_empty() {
         errors.push(src.error(
             list.span().start,
-            format!("{what} is empty; remove the key to look everywhere, or list some, e.g. {example}"),
+            format!(
+                "{what} is empty; remove the key to look everywhere, or list some, e.g. {example}"
+            ),
         ));
         return None;
     }
