@@ -103,34 +103,29 @@ impl Words {
         self.buf.clear();
         self.words.clear();
         let (buf, words) = (&mut self.buf, &mut self.words);
-        let mut open = false;
+        // The word being built, if the last piece was part of one.
+        let mut open: Option<Word> = None;
         for_each_piece(s, |piece, span| match piece {
             Piece::Char(c) if is_word_char(c) => {
-                if open {
-                    let word = words.last_mut().expect("an open word exists");
-                    word.chars.end = span.chars.1;
-                    word.bytes.end = span.bytes.1;
-                } else {
-                    open = true;
-                    words.push(Word {
-                        norm: buf.len()..buf.len(),
-                        chars: span.chars.0..span.chars.1,
-                        bytes: span.bytes.0..span.bytes.1,
-                    });
-                }
+                let word = open.get_or_insert_with(|| Word {
+                    norm: buf.len()..buf.len(),
+                    chars: span.chars.0..span.chars.1,
+                    bytes: span.bytes.0..span.bytes.1,
+                });
+                word.chars.end = span.chars.1;
+                word.bytes.end = span.bytes.1;
                 buf.push(c);
-                if let Some(word) = words.last_mut() {
-                    word.norm.end = buf.len();
-                }
+                word.norm.end = buf.len();
             }
-            Piece::Char(_) => open = false,
+            Piece::Char(_) => words.extend(open.take()),
             Piece::Dropped => {
-                if open && let Some(word) = words.last_mut() {
+                if let Some(word) = &mut open {
                     word.chars.end = span.chars.1;
                     word.bytes.end = span.bytes.1;
                 }
             }
         });
+        words.extend(open);
     }
 
     #[cfg(test)]
@@ -238,8 +233,12 @@ fn for_each_piece(s: &str, mut emit: impl FnMut(Piece, Span)) {
     // Only the text's first run can start with a non-boundary character.
     let mut run_at_boundary = true;
     let mut chars = s.char_indices().enumerate().peekable();
+    // Whether the next character is a boundary, when the fast path already looked.
+    let mut next_is_boundary: Option<bool> = None;
     while let Some((char_idx, (byte_idx, c))) = chars.next() {
-        let boundary = is_nfkc_boundary(c);
+        let boundary = next_is_boundary
+            .take()
+            .unwrap_or_else(|| is_nfkc_boundary(c));
         if boundary && !run.is_empty() {
             flush_run(&run, run_at_boundary, run_first_char, byte_idx, &mut emit);
             run.clear();
@@ -249,7 +248,8 @@ fn for_each_piece(s: &str, mut emit: impl FnMut(Piece, Span)) {
         // `flush_run` would do for a one-character run.
         if boundary && (c.is_ascii() || is_basic_arabic_letter(c)) {
             let next = chars.peek().map(|&(_, (b, n))| (b, n));
-            if next.is_none_or(|(_, n)| is_nfkc_boundary(n)) {
+            next_is_boundary = next.map(|(_, n)| is_nfkc_boundary(n));
+            if next_is_boundary != Some(false) {
                 let end = next.map_or(s.len(), |(b, _)| b);
                 let span = Span {
                     chars: (char_idx, char_idx + 1),
