@@ -107,7 +107,7 @@ impl Words {
         let mut open: Option<Word> = None;
         for_each_piece(s, |piece, span| match piece {
             Piece::Char(c) if is_word_char(c) => {
-                let word = open.get_or_insert_with(|| Word {
+                let word = open.get_or_insert(Word {
                     norm: buf.len()..buf.len(),
                     chars: span.chars.0..span.chars.1,
                     bytes: span.bytes.0..span.bytes.1,
