@@ -126,13 +126,28 @@ pub enum DigestCommand {
 
 #[derive(Debug, Subcommand)]
 pub enum WatchlistCommand {
-    /// Run a watchlist over texts: which match, and why.
+    /// Run a watchlist over texts (--texts) or over stored articles (--since): which match, and
+    /// why; with --since, what would newly match and what would stop matching.
     Test {
         /// Watchlist name (from the configuration) or a path to a watchlist TOML file.
         watchlist: String,
         /// JSON Lines with {"id", "text"} or {"id", "title", "body"}.
+        #[arg(long, required_unless_present = "since", conflicts_with = "since")]
+        texts: Option<PathBuf>,
+        /// Compare the watchlist file as it is now with the matches stored for articles
+        /// fetched in this period (e.g. 30d).
+        #[arg(long, value_parser = parse_since)]
+        since: Option<humantime::Duration>,
+        /// JSON Lines output (with --since; --texts always prints JSON Lines).
         #[arg(long)]
-        texts: PathBuf,
+        json: bool,
+    },
+    /// Match the stored articles of a period against a watchlist and store the new matches.
+    Backfill {
+        /// Watchlist name from the configuration.
+        watchlist: String,
+        #[arg(long, default_value = "7d", value_parser = parse_since)]
+        since: humantime::Duration,
     },
 }
 

@@ -14,11 +14,11 @@ use marsad::cli::{Cli, Command, DigestCommand, DigestFormat, SourcesCommand, Wat
 use marsad::daemon::{self, Loaded};
 use marsad::digest::render;
 use marsad::digest::run as digest_run;
-use marsad::matcher::Matcher;
-use marsad::model::Field;
+use marsad::matcher::{Hit, Matcher, WatchlistSpec};
+use marsad::model::{Field, NewMatch};
 use marsad::pipeline;
 use marsad::settings::{self, ConfigErrors, DigestConfig, Settings};
-use marsad::store::Db;
+use marsad::store::{Db, StoredArticle};
 
 /// Invalid input on the command line or in an input file (exit code 2).
 #[derive(Debug, thiserror::Error)]
@@ -65,9 +65,25 @@ pub async fn dispatch(cli: Cli) -> Result<ExitCode> {
             since,
             json,
         } => matches(&config, watchlist, since.into(), json).await,
-        Command::Watchlist {
-            command: WatchlistCommand::Test { watchlist, texts },
-        } => watchlist_test(&config, &watchlist, &texts),
+        Command::Watchlist { command } => match command {
+            WatchlistCommand::Test {
+                watchlist,
+                texts: Some(texts),
+                ..
+            } => watchlist_test(&config, &watchlist, &texts),
+            WatchlistCommand::Test {
+                watchlist,
+                since,
+                json,
+                ..
+            } => {
+                let since = since.map_or(THIRTY_DAYS, Into::into);
+                watchlist_diff(&config, &watchlist, since, json).await
+            }
+            WatchlistCommand::Backfill { watchlist, since } => {
+                watchlist_backfill(&config, &watchlist, since.into()).await
+            }
+        },
         Command::Sources {
             command: SourcesCommand::Test { id, json },
         } => sources_test(&config, &id, json).await,
@@ -467,6 +483,7 @@ async fn matches(
             let line = json!({
                 "watchlist": m.watchlist, "article": m.article, "url": m.url, "title": m.title,
                 "published": rfc3339(m.published), "hits": m.hits,
+                "snippet": first_hit_snippet(&m.hits, &m.title, &m.body, &m.url),
             });
             writeln!(out, "{line}")?;
         } else {
@@ -481,6 +498,203 @@ async fn matches(
             )?;
         }
     }
+    db.close().await;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The excerpt around the first hit, in the field it was found in: `{"field", "before", "hit",
+/// "after"}`, or null without hits. A source hit is shown on its own (the name is short).
+fn first_hit_snippet(hits: &[Hit], title: &str, body: &str, url: &str) -> serde_json::Value {
+    let Some(hit) = hits.first() else {
+        return serde_json::Value::Null;
+    };
+    let text = match hit.field {
+        Field::Title => title,
+        Field::Body => body,
+        Field::Url => url,
+        Field::Source => hit.text.as_str(),
+    };
+    let (start, end) = match hit.field {
+        Field::Source => (0, hit.text.chars().count()),
+        _ => (hit.start, hit.end),
+    };
+    let s = render::snippet(text, start, end, SNIPPET_CONTEXT);
+    json!({"field": hit.field, "before": s.before, "hit": s.hit, "after": s.after})
+}
+
+/// Characters of context on each side of a hit in `matches --json` (as in the digest).
+const SNIPPET_CONTEXT: usize = 80;
+
+/// `watchlist test NAME --since` without a value is never built (clap requires one of the two);
+/// this is only the fallback the type asks for.
+const THIRTY_DAYS: std::time::Duration = std::time::Duration::from_secs(30 * 86_400);
+
+/// The watchlist as its file stands now: a path, or a name looked up in the watchlists folder.
+/// Reading the configuration validates the edited file with file:line:col errors.
+fn current_spec(config: &Path, watchlist: &str) -> Result<(Settings, WatchlistSpec)> {
+    let is_file = watchlist.ends_with(".toml") || Path::new(watchlist).is_file();
+    let settings = load(config)?;
+    if is_file {
+        let spec = settings::load_watchlist(Path::new(watchlist))?;
+        return Ok((settings, spec));
+    }
+    let spec = find_watchlist(&settings, watchlist)?;
+    Ok((settings, spec))
+}
+
+fn find_watchlist(settings: &Settings, watchlist: &str) -> Result<WatchlistSpec> {
+    settings
+        .watchlists
+        .iter()
+        .find(|w| w.name == watchlist)
+        .cloned()
+        .ok_or_else(|| {
+            let names: Vec<&str> = settings
+                .watchlists
+                .iter()
+                .map(|w| w.name.as_str())
+                .collect();
+            invalid(format!(
+                "unknown watchlist \"{watchlist}\"; watchlists are {}",
+                names.join(", ")
+            ))
+        })
+}
+
+/// Runs one watchlist over the stored articles fetched since `start`: (article, its matches).
+async fn match_stored_articles(
+    settings: &Settings,
+    db: &Db,
+    spec: &WatchlistSpec,
+    start: DateTime<Utc>,
+) -> Result<(usize, Vec<(StoredArticle, NewMatch)>)> {
+    let matcher =
+        Matcher::compile(std::slice::from_ref(spec)).map_err(|e| invalid(e.to_string()))?;
+    let articles = db.articles(start, &[]).await?;
+    let total = articles.len();
+    let mut found = Vec::new();
+    for article in articles {
+        let name = settings
+            .sources
+            .iter()
+            .find(|s| s.id == article.source)
+            .map_or("", |s| s.name.as_str());
+        if let Some(m) = pipeline::match_stored(&matcher, &article, name)
+            .into_iter()
+            .next()
+        {
+            found.push((article, m));
+        }
+    }
+    Ok((total, found))
+}
+
+fn since_start(since: std::time::Duration) -> Result<DateTime<Utc>> {
+    Ok(Utc::now() - chrono::Duration::from_std(since).context("--since is too large")?)
+}
+
+/// `watchlist test NAME --since`: what the edited file would change against the stored matches.
+async fn watchlist_diff(
+    config: &Path,
+    watchlist: &str,
+    since: std::time::Duration,
+    as_json: bool,
+) -> Result<ExitCode> {
+    let (settings, spec) = current_spec(config, watchlist)?;
+    let db = open(&settings).await?;
+    let start = since_start(since)?;
+    let (total, found) = match_stored_articles(&settings, &db, &spec, start).await?;
+    let mut stored = db.stored_matches_since(&spec.name, start).await?;
+    let mut out = std::io::stdout().lock();
+    let (mut new, mut kept) = (0, 0);
+    for (article, m) in &found {
+        if stored.remove(&article.id).is_some() {
+            kept += 1;
+            continue;
+        }
+        new += 1;
+        print_change(&mut out, as_json, "new", &spec.name, article, &m.hits)?;
+    }
+    // What is left was stored but no longer matches.
+    let mut gone: Vec<(i64, Vec<Hit>)> = stored.into_iter().collect();
+    gone.sort_by_key(|(id, _)| *id);
+    let articles = db.articles(start, &[]).await?;
+    for (id, hits) in &gone {
+        if let Some(article) = articles.iter().find(|a| a.id == *id) {
+            print_change(&mut out, as_json, "gone", &spec.name, article, hits)?;
+        }
+    }
+    if !as_json {
+        writeln!(
+            out,
+            "{}: {total} articles since {}: {new} would newly match, {} would stop matching, \
+             {kept} still match",
+            spec.name,
+            start.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            gone.len()
+        )?;
+    }
+    db.close().await;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print_change(
+    out: &mut impl Write,
+    as_json: bool,
+    change: &str,
+    watchlist: &str,
+    article: &StoredArticle,
+    hits: &[Hit],
+) -> Result<()> {
+    if as_json {
+        let line = json!({
+            "change": change, "watchlist": watchlist, "article": article.id, "url": article.url,
+            "title": article.title, "published": rfc3339(article.published), "hits": hits,
+            "snippet": first_hit_snippet(hits, &article.title, &article.body, &article.url),
+        });
+        writeln!(out, "{line}")?;
+    } else {
+        let sign = if change == "new" { '+' } else { '-' };
+        let mut terms: Vec<&str> = Vec::new();
+        for hit in hits {
+            if !terms.contains(&hit.text.as_str()) {
+                terms.push(&hit.text);
+            }
+        }
+        writeln!(
+            out,
+            "{sign} {}\n    {}\n    terms: {}",
+            article.title,
+            article.url,
+            terms.join(", ")
+        )?;
+    }
+    Ok(())
+}
+
+/// `watchlist backfill NAME --since`: store the matches the watchlist finds among stored articles.
+async fn watchlist_backfill(
+    config: &Path,
+    watchlist: &str,
+    since: std::time::Duration,
+) -> Result<ExitCode> {
+    let settings = load(config)?;
+    let spec = find_watchlist(&settings, watchlist)?;
+    let db = open(&settings).await?;
+    let start = since_start(since)?;
+    let (total, found) = match_stored_articles(&settings, &db, &spec, start).await?;
+    let matches: Vec<(i64, NewMatch)> = found
+        .into_iter()
+        .map(|(article, m)| (article.id, m))
+        .collect();
+    let added = db.add_matches(&matches, Utc::now()).await?;
+    println!(
+        "{}: {total} articles since {}: {} match, {added} new matches stored, {} already stored",
+        spec.name,
+        start.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        matches.len(),
+        matches.len() - added
+    );
     db.close().await;
     Ok(ExitCode::SUCCESS)
 }
@@ -669,12 +883,26 @@ async fn extract(target: &str, as_json: bool) -> Result<ExitCode> {
 }
 
 async fn status(config: &Path, as_json: bool) -> Result<ExitCode> {
-    let settings = load(config)?;
+    // A broken file on disk (a watchlist mid-edit) must not hide what the daemon is running:
+    // the errors are shown, and the rest comes from the database alone.
+    let settings = match settings::load(config) {
+        Ok(settings) => settings,
+        Err(errors) => {
+            let storage = settings::load_storage(config).map_err(|_| errors.clone())?;
+            let db = Db::open(&storage).await?;
+            let mut out = std::io::stdout().lock();
+            print_config_errors(&mut out, as_json, &errors)?;
+            print_daemon_states(&mut out, as_json, &db).await?;
+            db.close().await;
+            return Ok(ExitCode::SUCCESS);
+        }
+    };
     let db = open(&settings).await?;
     let now = Utc::now();
     let counts = db.article_counts(now - chrono::Duration::days(1)).await?;
     let states = db.source_states().await?;
     let mut out = std::io::stdout().lock();
+    print_daemon_states(&mut out, as_json, &db).await?;
     for source in &settings.sources {
         let st = states
             .iter()
@@ -749,6 +977,53 @@ async fn status(config: &Path, as_json: bool) -> Result<ExitCode> {
     }
     db.close().await;
     Ok(ExitCode::SUCCESS)
+}
+
+/// What each daemon runs: its configuration version and the last reload it refused.
+async fn print_daemon_states(out: &mut impl Write, as_json: bool, db: &Db) -> Result<()> {
+    for d in db.daemon_states().await? {
+        if as_json {
+            let line = json!({
+                "kind": "daemon", "instance": d.instance, "config_version": d.config_version,
+                "loaded_at": rfc3339(Some(d.loaded_at)), "last_reload_error": d.last_reload_error,
+                "last_reload_error_at": rfc3339(d.last_reload_error_at), "updated": rfc3339(Some(d.updated)),
+            });
+            writeln!(out, "{line}")?;
+        } else {
+            writeln!(
+                out,
+                "daemon {}\n    config version {} loaded {}",
+                d.instance,
+                d.config_version,
+                d.loaded_at.to_rfc3339()
+            )?;
+            if let (Some(e), Some(at)) = (&d.last_reload_error, d.last_reload_error_at) {
+                writeln!(
+                    out,
+                    "    RELOAD FAILED at {}, still running the version above: {e}",
+                    at.to_rfc3339()
+                )?;
+            }
+        }
+    }
+    Ok(())
+}
+
+fn print_config_errors(out: &mut impl Write, as_json: bool, errors: &ConfigErrors) -> Result<()> {
+    let lines: Vec<String> = errors.0.iter().map(|e| e.to_string()).collect();
+    if as_json {
+        writeln!(out, "{}", json!({"kind": "config", "errors": lines}))?;
+    } else {
+        writeln!(
+            out,
+            "configuration on disk has {} error(s); a running daemon keeps its last good version:",
+            lines.len()
+        )?;
+        for line in lines {
+            writeln!(out, "    {line}")?;
+        }
+    }
+    Ok(())
 }
 
 /// Marks a folder as made by `marsad demo`, so a rerun may safely start it afresh.

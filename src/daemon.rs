@@ -2,11 +2,13 @@
 //!
 //! Shutdown is a `CancellationToken` passed in (SIGTERM in production, the test harness in tests):
 //! the loop stops scheduling, refreshes in flight abandon their HTTP requests but finish any
-//! database write they started, and `run` returns. SIGHUP reloads the configuration; an invalid
-//! edit is logged and the last good configuration keeps running.
+//! database write they started, and `run` returns. SIGHUP, or an edit to marsad.toml, the sources
+//! file or a watchlist file (seen by a file watcher, debounced), reloads the configuration; an
+//! invalid edit is logged, recorded for `marsad status`, and the last good configuration keeps
+//! running.
 
 use std::collections::{HashMap, HashSet};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -91,6 +93,100 @@ pub fn source_infos(settings: &Settings) -> Vec<SourceInfo> {
         .collect()
 }
 
+/// How long the file watcher waits for an editor to finish writing (save = truncate + write,
+/// or write a temporary file + rename) before reloading once.
+const RELOAD_DEBOUNCE: Duration = Duration::from_millis(300);
+
+/// A hash of what a configuration was loaded from: marsad.toml, the sources file and every
+/// `*.toml` in the watchlists directory (by name and content). `marsad status` shows it, so a
+/// user can tell whether the daemon runs what is on disk.
+pub fn config_version(settings: &Settings) -> String {
+    use sha2::{Digest, Sha256};
+    let mut hasher = Sha256::new();
+    let mut add = |name: &Path| {
+        hasher.update(name.as_os_str().as_encoded_bytes());
+        hasher.update([0]);
+        hasher.update(std::fs::read(name).unwrap_or_default());
+        hasher.update([0]);
+    };
+    add(&settings.config_path);
+    add(&settings.sources_path);
+    let mut watchlists: Vec<PathBuf> = std::fs::read_dir(&settings.watchlists_dir)
+        .map(|entries| {
+            entries
+                .filter_map(Result::ok)
+                .map(|e| e.path())
+                .filter(|p| p.extension().is_some_and(|ext| ext == "toml"))
+                .collect()
+        })
+        .unwrap_or_default();
+    watchlists.sort();
+    for path in &watchlists {
+        add(path);
+    }
+    hex::encode(&hasher.finalize()[..8])
+}
+
+/// Names this daemon in the `daemon_state` table: host and configuration file.
+fn instance_name(config_path: &Path) -> String {
+    let host = std::fs::read_to_string("/etc/hostname")
+        .ok()
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .unwrap_or_else(|| "localhost".into());
+    let path = std::fs::canonicalize(config_path).unwrap_or_else(|_| config_path.to_path_buf());
+    format!("{host}:{}", path.display())
+}
+
+/// Watches the directories holding marsad.toml and the sources file, and the watchlists
+/// directory, and sends `()` when a `.toml` file in them changes. Directories rather than files
+/// are watched because editors often save by renaming a new file over the old one. `None` (with
+/// a warning) when the platform refuses: SIGHUP still works.
+fn watch_config(
+    settings: &Settings,
+    changed: tokio::sync::mpsc::UnboundedSender<()>,
+) -> Option<notify::RecommendedWatcher> {
+    use notify::{RecursiveMode, Watcher};
+    let dir_of = |p: &Path| match p.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let mut dirs = vec![
+        dir_of(&settings.config_path),
+        dir_of(&settings.sources_path),
+        settings.watchlists_dir.clone(),
+    ];
+    dirs.sort();
+    dirs.dedup();
+    let handler = move |event: notify::Result<notify::Event>| {
+        let Ok(event) = event else { return };
+        if event.kind.is_access() {
+            return;
+        }
+        if event
+            .paths
+            .iter()
+            .any(|p| p.extension().is_some_and(|ext| ext == "toml"))
+        {
+            let _ = changed.send(());
+        }
+    };
+    let mut watcher = match notify::recommended_watcher(handler) {
+        Ok(w) => w,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot watch the configuration files; reload with SIGHUP");
+            return None;
+        }
+    };
+    for dir in dirs {
+        if let Err(e) = watcher.watch(&dir, RecursiveMode::NonRecursive) {
+            tracing::warn!(dir = %dir.display(), error = %e, "cannot watch a configuration directory; reload with SIGHUP");
+        }
+    }
+    Some(watcher)
+}
+
 /// Tells systemd (when started with Type=notify) we are ready / alive / stopping; a no-op elsewhere.
 fn notify(state: &[sd_notify::NotifyState]) {
     let _ = sd_notify::notify(state);
@@ -110,6 +206,15 @@ pub async fn run(
 
     let mut loaded = loaded;
     db.sync_sources(&source_infos(&loaded.settings)).await?;
+    let instance = instance_name(&config_path);
+    let mut version = config_version(&loaded.settings);
+    db.record_config_loaded(&instance, &version, Utc::now())
+        .await?;
+    let (changed_tx, mut changed) = tokio::sync::mpsc::unbounded_channel();
+    let mut watcher = watch_config(&loaded.settings, changed_tx.clone());
+    // The version of the files the last failed reload saw, so the watcher does not repeat a
+    // failure (and its log line) for an event that changed nothing, e.g. a touch.
+    let mut failed_version: Option<String> = None;
     let mut next_source = initial_source_times(&db, &loaded.settings).await?;
     let mut next_digest = initial_digest_times(&db, &loaded.settings).await?;
     let mut inflight: JoinSet<(String, Option<DateTime<Utc>>)> = JoinSet::new();
@@ -207,23 +312,58 @@ pub async fn run(
             _ = cancel.cancelled() => break,
             _ = terminate.recv() => { cancel.cancel(); break; }
             _ = interrupt.recv() => { cancel.cancel(); break; }
-            _ = hangup.recv() => {
-                notify(&[sd_notify::NotifyState::Reloading]);
-                match settings::load(&config_path).map_err(|e| e.to_string()).and_then(Loaded::build) {
-                    Ok(new) => {
-                        loaded = new;
-                        db.sync_sources(&source_infos(&loaded.settings)).await?;
-                        let known: HashSet<&str> = loaded.settings.sources.iter().map(|s| s.id.as_str()).collect();
-                        next_source.retain(|id, _| known.contains(id.as_str()));
-                        next_digest = initial_digest_times(&db, &loaded.settings).await?;
-                        tracing::info!("configuration reloaded");
+            signal = async {
+                tokio::select! {
+                    _ = hangup.recv() => "SIGHUP",
+                    Some(()) = changed.recv() => {
+                        // Let the editor finish; one reload for a burst of events.
+                        tokio::time::sleep(RELOAD_DEBOUNCE).await;
+                        while changed.try_recv().is_ok() {}
+                        "file change"
                     }
-                    Err(e) => tracing::error!(
-                        error = %e,
-                        "reload failed; keeping the last good configuration"
-                    ),
                 }
-                notify(&[sd_notify::NotifyState::Ready]);
+            } => {
+                let on_disk = config_version(&loaded.settings);
+                let unchanged = on_disk == version || failed_version.as_deref() == Some(on_disk.as_str());
+                if on_disk == version && failed_version.take().is_some() {
+                    // The broken edit was undone: the running version is what is on disk again.
+                    if let Err(e) = db.record_config_loaded(&instance, &version, Utc::now()).await {
+                        tracing::error!(error = %e, "could not record the reload");
+                    }
+                }
+                if signal == "SIGHUP" || !unchanged {
+                    notify(&[sd_notify::NotifyState::Reloading]);
+                    match settings::load(&config_path).map_err(|e| e.to_string()).and_then(Loaded::build) {
+                        Ok(new) => {
+                            loaded = new;
+                            db.sync_sources(&source_infos(&loaded.settings)).await?;
+                            let known: HashSet<&str> = loaded.settings.sources.iter().map(|s| s.id.as_str()).collect();
+                            next_source.retain(|id, _| known.contains(id.as_str()));
+                            next_digest = initial_digest_times(&db, &loaded.settings).await?;
+                            version = config_version(&loaded.settings);
+                            failed_version = None;
+                            if let Err(e) = db.record_config_loaded(&instance, &version, Utc::now()).await {
+                                tracing::error!(error = %e, "could not record the reload");
+                            }
+                            // The files named may have moved: watch what the new version names.
+                            watcher = watch_config(&loaded.settings, changed_tx.clone());
+                            tracing::info!(trigger = signal, version = %version, "configuration reloaded");
+                        }
+                        Err(e) => {
+                            failed_version = Some(on_disk);
+                            if let Err(e) = db.record_reload_error(&instance, &e, Utc::now()).await {
+                                tracing::error!(error = %e, "could not record the reload error");
+                            }
+                            tracing::error!(
+                                trigger = signal,
+                                error = %e,
+                                version = %version,
+                                "reload failed; keeping the last good configuration"
+                            );
+                        }
+                    }
+                    notify(&[sd_notify::NotifyState::Ready]);
+                }
             }
             Some(done) = inflight.join_next(), if !inflight.is_empty() => {
                 if let Ok((id, reported)) = done {
@@ -240,6 +380,7 @@ pub async fn run(
         }
     }
 
+    drop(watcher);
     notify(&[sd_notify::NotifyState::Stopping]);
     tracing::info!(
         in_flight = inflight.len(),

@@ -22,11 +22,11 @@ use url::Url;
 
 use crate::extract::{self, ArticleRules, Extracted, FeedItem};
 use crate::fetch::{Conditional, FetchError, FetchOutcome, Fetcher};
-use crate::matcher::Matcher;
-use crate::model::{Field, NewArticle, NewMatch};
+use crate::matcher::{ArticleFields, Matcher};
+use crate::model::{NewArticle, NewMatch};
 use crate::normalize;
 use crate::settings::{DEFAULT_SITEMAP_MAX_AGE, Settings, SourceConfig, SourceKind};
-use crate::store::{Db, RefreshWrite, StoreError};
+use crate::store::{Db, RefreshWrite, StoreError, StoredArticle};
 
 /// Everything a refresh needs; cheap to clone.
 #[derive(Clone)]
@@ -166,7 +166,7 @@ pub async fn refresh(
         .articles
         .into_iter()
         .map(|a| {
-            let matches = match_article(&ctx.matcher, &a);
+            let matches = match_article_from(&ctx.matcher, &a, &source.name);
             (a, matches)
         })
         .collect();
@@ -297,16 +297,47 @@ pub fn backoff_next_run(
         .max()
 }
 
-/// Runs every watchlist over an article's fields.
+/// Runs every watchlist over an article's fields (source scope by id; no display name).
 pub fn match_article(matcher: &Matcher, article: &NewArticle) -> Vec<NewMatch> {
-    let fields = [
-        (Field::Title, article.title.as_str()),
-        (Field::Body, article.body.as_str()),
-        (Field::Url, article.raw_url.as_str()),
-        (Field::Source, article.source.as_str()),
-    ];
-    matcher
-        .match_fields(&fields)
+    match_article_from(matcher, article, "")
+}
+
+/// Runs every watchlist over an article's fields: title, body, the canonical URL (what is
+/// stored, so hit offsets point into the stored field), and the source's id and display name;
+/// each watchlist's source and language scope applies.
+pub fn match_article_from(
+    matcher: &Matcher,
+    article: &NewArticle,
+    source_name: &str,
+) -> Vec<NewMatch> {
+    to_new_matches(matcher.match_article(&ArticleFields {
+        title: &article.title,
+        body: &article.body,
+        url: &article.url,
+        source_id: &article.source,
+        source_name,
+        language: article.language.as_deref(),
+    }))
+}
+
+/// The same matching for an article already stored (watchlist test --since, backfill).
+pub fn match_stored(
+    matcher: &Matcher,
+    article: &StoredArticle,
+    source_name: &str,
+) -> Vec<NewMatch> {
+    to_new_matches(matcher.match_article(&ArticleFields {
+        title: &article.title,
+        body: &article.body,
+        url: &article.url,
+        source_id: &article.source,
+        source_name,
+        language: article.language.as_deref(),
+    }))
+}
+
+fn to_new_matches(found: Vec<crate::matcher::WatchlistMatch>) -> Vec<NewMatch> {
+    found
         .into_iter()
         .map(|m| NewMatch {
             watchlist: m.watchlist,

@@ -596,6 +596,8 @@ pub async fn deliver_pending(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::matcher::Hit;
+    use crate::model::Field;
     use chrono::{TimeZone, Timelike};
 
     fn utc(y: i32, mo: u32, d: u32, h: u32, mi: u32) -> DateTime<Utc> {
@@ -716,5 +718,61 @@ mod tests {
         let failed = &db.digest_runs(Some("daily"), 10).await.unwrap()[1];
         assert_eq!(failed.state, "failed");
         db.close().await;
+    }
+
+    fn stored(hits: Vec<Hit>) -> StoredMatch {
+        StoredMatch {
+            watchlist: "lebanon".into(),
+            article: 1,
+            source: "wire-ar".into(),
+            url: "https://news.example/1".into(),
+            urls: vec!["https://news.example/1".into()],
+            title: "زيارة إلى بيروت".into(),
+            body: "قال مسؤولون إن الوفد وصل إلى لبنان صباح اليوم بعد تأخير.".into(),
+            published: None,
+            language: Some("ar".into()),
+            matched: Utc::now(),
+            hits,
+        }
+    }
+
+    fn hit(field: Field, text: &str, haystack: &str) -> Hit {
+        let byte = haystack.find(text).expect("hit in text");
+        let start = haystack[..byte].chars().count();
+        Hit {
+            term: text.into(),
+            group: "lebanon".into(),
+            field,
+            start,
+            end: start + text.chars().count(),
+            text: text.into(),
+        }
+    }
+
+    #[test]
+    fn snippet_shows_the_first_body_hit_even_when_the_title_also_matched() {
+        let m = stored(Vec::new());
+        let hits = vec![
+            hit(Field::Title, "بيروت", &m.title),
+            hit(Field::Body, "لبنان", &m.body),
+        ];
+        let m = StoredMatch { hits, ..m };
+        let item = item(&m, &HashMap::new(), chrono_tz::UTC);
+        let snippet = item.snippet.expect("a body hit gives a snippet");
+        assert_eq!(snippet.hit, "لبنان");
+        assert!(snippet.before.ends_with("إلى "), "{snippet:?}");
+    }
+
+    #[test]
+    fn a_title_only_match_has_no_snippet_but_lists_its_terms() {
+        // The title is printed as the item's heading already; repeating it as an excerpt
+        // would show the same words twice.
+        let m = stored(Vec::new());
+        let hits = vec![hit(Field::Title, "بيروت", &m.title)];
+        let m = StoredMatch { hits, ..m };
+        let item = item(&m, &HashMap::new(), chrono_tz::UTC);
+        assert!(item.snippet.is_none());
+        assert_eq!(item.terms, ["بيروت"]);
+        assert_eq!(item.title, "زيارة إلى بيروت");
     }
 }

@@ -3,11 +3,17 @@
 //! Every allowed surface form of a term's first word (clitic forms pre-expanded) is a key of a
 //! hash map, so scanning a text costs one lookup per word however many watchlists there are;
 //! phrases then compare the few following words. Prefix terms (`x*`) are keyed by their prefix
-//! forms and looked up with each distinct prefix length, which costs nothing when no watchlist
-//! uses them.
+//! forms and found by walking a byte trie along the word (every key that begins the word, in one
+//! pass that usually stops after a byte or two), which costs nothing when no watchlist uses them. The maps use a
+//! fast non-cryptographic hash (FxHash): keys are watchlist terms, not attacker-chosen.
 
-use std::collections::HashMap;
 use std::ops::Range;
+use std::sync::OnceLock;
+
+use aho_corasick::automaton::{Automaton, StateID};
+use aho_corasick::dfa::DFA;
+use aho_corasick::{Anchored, MatchKind, StartKind};
+use rustc_hash::FxHashMap as HashMap;
 
 use super::term::TermPattern;
 
@@ -23,8 +29,75 @@ pub(crate) struct TermIndex {
     exact: HashMap<String, Vec<TermId>>,
     /// First-word prefix form → single-word prefix terms.
     prefixes: HashMap<String, Vec<TermId>>,
-    /// Distinct byte lengths of the keys of `prefixes`, ascending.
-    prefix_lens: Vec<usize>,
+    /// A search over the keys of `prefixes`; built on first scan after the last insert.
+    prefix_search: OnceLock<Option<PrefixSearch>>,
+}
+
+/// The keys that begin a word, found in one walk along its bytes that usually stops after a
+/// byte or two: an anchored aho-corasick DFA (one array lookup per byte), or a hash-map trie if
+/// the DFA cannot be built (too many states).
+#[derive(Debug)]
+enum PrefixSearch {
+    Dfa {
+        dfa: Box<DFA>,
+        start: StateID,
+        /// Per pattern: its key's length in bytes, and its terms.
+        keys: Vec<(usize, Vec<TermId>)>,
+    },
+    Trie(PrefixTrie),
+}
+
+impl PrefixSearch {
+    fn prefixes_of(&self, word: &str, out: &mut Vec<TermId>) {
+        match self {
+            PrefixSearch::Trie(trie) => trie.prefixes_of(word, out),
+            PrefixSearch::Dfa { dfa, start, keys } => {
+                let mut sid = *start;
+                for (i, byte) in word.bytes().enumerate() {
+                    sid = dfa.next_state(Anchored::Yes, sid, byte);
+                    if !dfa.is_special(sid) {
+                        continue;
+                    }
+                    if dfa.is_dead(sid) {
+                        break;
+                    }
+                    if dfa.is_match(sid) {
+                        for k in 0..dfa.match_len(sid) {
+                            let (len, ids) = &keys[dfa.match_pattern(sid, k).as_usize()];
+                            // A match state also lists keys that are only suffixes of the
+                            // bytes read; only a key as long as them begins the word.
+                            if *len == i + 1 {
+                                out.extend(ids);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Node 0 is the root; `terms[node]` are the terms whose prefix form ends at that node.
+#[derive(Debug, Default)]
+struct PrefixTrie {
+    edges: HashMap<(u32, u8), u32>,
+    terms: Vec<Vec<TermId>>,
+}
+
+impl PrefixTrie {
+    /// Adds the terms of every key that `word` begins with to `out`.
+    fn prefixes_of(&self, word: &str, out: &mut Vec<TermId>) {
+        let mut node = 0;
+        for byte in word.bytes() {
+            match self.edges.get(&(node, byte)) {
+                Some(&next) => {
+                    node = next;
+                    out.extend(&self.terms[node as usize]);
+                }
+                None => break,
+            }
+        }
+    }
 }
 
 impl TermIndex {
@@ -37,9 +110,7 @@ impl TermIndex {
         let prefix = term.first_word_is_prefix();
         for form in term.first_word_forms() {
             if prefix {
-                if let Err(at) = self.prefix_lens.binary_search(&form.len()) {
-                    self.prefix_lens.insert(at, form.len());
-                }
+                self.prefix_search = OnceLock::new();
                 self.prefixes.entry(form).or_default().push(id);
             } else {
                 self.exact.entry(form).or_default().push(id);
@@ -48,6 +119,46 @@ impl TermIndex {
         self.ids.insert(term.clone(), id);
         self.terms.push(term);
         id
+    }
+
+    fn build_prefix_search(&self) -> Option<PrefixSearch> {
+        if self.prefixes.is_empty() {
+            return None;
+        }
+        let keys: Vec<(&String, &Vec<TermId>)> = self.prefixes.iter().collect();
+        let dfa = DFA::builder()
+            .match_kind(MatchKind::Standard)
+            .start_kind(StartKind::Anchored)
+            .build(keys.iter().map(|(key, _)| key.as_bytes()));
+        if let Ok(dfa) = dfa
+            && let Ok(start) = dfa.start_state(Anchored::Yes)
+        {
+            let keys = keys
+                .into_iter()
+                .map(|(key, ids)| (key.len(), ids.clone()))
+                .collect();
+            return Some(PrefixSearch::Dfa {
+                dfa: Box::new(dfa),
+                start,
+                keys,
+            });
+        }
+        let mut trie = PrefixTrie {
+            edges: HashMap::default(),
+            terms: vec![Vec::new()],
+        };
+        for (key, ids) in &self.prefixes {
+            let mut node = 0u32;
+            for byte in key.bytes() {
+                let fresh = trie.terms.len() as u32;
+                node = *trie.edges.entry((node, byte)).or_insert(fresh);
+                if node == fresh {
+                    trie.terms.push(Vec::new());
+                }
+            }
+            trie.terms[node as usize].extend(ids);
+        }
+        Some(PrefixSearch::Trie(trie))
     }
 
     /// Number of distinct terms; ids are `0..len()`.
@@ -59,23 +170,23 @@ impl TermIndex {
     /// of one text), `words` being the range of word indices the occurrence covers. Occurrences
     /// come in text order; one term is reported at most once per starting word.
     pub(crate) fn scan(&self, words: &[&str], mut found: impl FnMut(TermId, Range<usize>)) {
+        let prefixes = self
+            .prefix_search
+            .get_or_init(|| self.build_prefix_search())
+            .as_ref();
         let mut candidates: Vec<TermId> = Vec::new();
         for (i, word) in words.iter().enumerate() {
             candidates.clear();
             if let Some(ids) = self.exact.get(*word) {
                 candidates.extend(ids);
             }
-            for &len in self
-                .prefix_lens
-                .iter()
-                .take_while(|&&len| len <= word.len())
-            {
-                if let Some(ids) = word.get(..len).and_then(|key| self.prefixes.get(key)) {
-                    candidates.extend(ids);
-                }
+            if let Some(search) = prefixes {
+                search.prefixes_of(word, &mut candidates);
             }
-            candidates.sort_unstable();
-            candidates.dedup();
+            if candidates.len() > 1 {
+                candidates.sort_unstable();
+                candidates.dedup();
+            }
             for &id in &candidates {
                 let term = &self.terms[id];
                 if term.rest_matches(&words[i + 1..]) {
@@ -140,6 +251,22 @@ mod tests {
                 (0, "putinism".to_string()),
                 (1, "وروسيا".to_string()),
                 (2, "tel avivian".to_string()),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_prefix_key_that_is_only_a_suffix_of_the_word_start_does_not_match() {
+        // "ab*" and "b*": in "abc" only "ab*" begins the word, though the automaton's state
+        // after "ab" also knows "b".
+        let index = index(&["ab*", "b*", "abcd*"]);
+        assert_eq!(occurrences(&index, "abc"), [(0, "abc".to_string())]);
+        assert_eq!(
+            occurrences(&index, "abcde bx"),
+            [
+                (0, "abcde".to_string()),
+                (2, "abcde".to_string()),
+                (1, "bx".to_string())
             ]
         );
     }

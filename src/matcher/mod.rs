@@ -14,13 +14,13 @@ mod index;
 pub mod query;
 mod term;
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::HashSet;
 use std::ops::Range;
 
 use serde::{Deserialize, Serialize};
 
 use crate::model::Field;
-use crate::normalize::text::tokenize_with_bytes;
+use crate::normalize::text::{Words, tokenize_with_bytes};
 use eval::{Node, Occurrence};
 use index::{TermId, TermIndex};
 use query::QueryError;
@@ -28,13 +28,34 @@ use term::TermPattern;
 
 /// A watchlist as configured: its name (the file stem), title, where to look, its named term
 /// groups and its query.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct WatchlistSpec {
     pub name: String,
     pub title: String,
     pub fields: Vec<Field>,
     pub groups: Vec<(String, Vec<String>)>,
     pub query: String,
+    /// Only articles from these source ids; empty means every source.
+    pub sources: Vec<String>,
+    /// Only articles in these languages (primary subtags, lower-case, e.g. "ar"); empty means
+    /// every language. An article whose language is unknown is outside a language scope.
+    pub languages: Vec<String>,
+    /// At least this many distinct terms must be found; 0 and 1 mean no extra requirement.
+    pub min_hits: usize,
+}
+
+/// What the matcher needs to know about an article: the text of each field it may look at,
+/// and what scopes a watchlist to some sources or languages.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ArticleFields<'a> {
+    pub title: &'a str,
+    pub body: &'a str,
+    /// The URL as stored (canonical), so hit offsets point into the stored field.
+    pub url: &'a str,
+    /// The `source` field is both the source id and its display name.
+    pub source_id: &'a str,
+    pub source_name: &'a str,
+    pub language: Option<&'a str>,
 }
 
 /// One term occurrence that contributed to a watchlist match.
@@ -95,6 +116,30 @@ struct Watchlist {
     fields: Vec<Field>,
     atoms: Vec<Atom>,
     query: Node,
+    sources: Vec<String>,
+    languages: Vec<String>,
+    min_hits: usize,
+}
+
+impl Watchlist {
+    /// Whether an article from `source` in `language` is within this watchlist's scope.
+    fn in_scope(&self, source: &str, language: Option<&str>) -> bool {
+        let source_ok = self.sources.is_empty() || self.sources.iter().any(|s| s == source);
+        let language_ok = self.languages.is_empty()
+            || language
+                .map(primary_language)
+                .is_some_and(|l| self.languages.contains(&l));
+        source_ok && language_ok
+    }
+}
+
+/// "ar-LB" → "ar": the primary subtag, lower-case, which is what watchlists list.
+pub fn primary_language(tag: &str) -> String {
+    tag.trim()
+        .split(['-', '_'])
+        .next()
+        .unwrap_or("")
+        .to_ascii_lowercase()
 }
 
 /// A group or inline term the query refers to.
@@ -186,6 +231,9 @@ impl Matcher {
                 fields: spec.fields.clone(),
                 atoms,
                 query,
+                sources: spec.sources.clone(),
+                languages: spec.languages.iter().map(|l| primary_language(l)).collect(),
+                min_hits: spec.min_hits,
             });
         }
         let mut owners: Vec<Vec<Owner>> = (0..index.len()).map(|_| Vec::new()).collect();
@@ -200,23 +248,62 @@ impl Matcher {
     }
 
     /// Only watchlists whose query is satisfied are returned; hits are those of the terms relevant
-    /// to the query's positive part, in the fields the watchlist looks at.
+    /// to the query's positive part, in the fields the watchlist looks at. Source and language
+    /// scopes are not applied (the texts have neither); `min_hits` is.
     pub fn match_fields(&self, fields: &[(Field, &str)]) -> Vec<WatchlistMatch> {
+        self.match_scoped(fields, None)
+    }
+
+    /// Matches a stored or fetched article: every field, and each watchlist's source and
+    /// language scope.
+    pub fn match_article(&self, article: &ArticleFields<'_>) -> Vec<WatchlistMatch> {
+        let mut fields = vec![
+            (Field::Title, article.title),
+            (Field::Body, article.body),
+            (Field::Url, article.url),
+            (Field::Source, article.source_id),
+        ];
+        if !article.source_name.is_empty() && article.source_name != article.source_id {
+            fields.push((Field::Source, article.source_name));
+        }
+        self.match_scoped(&fields, Some((article.source_id, article.language)))
+    }
+
+    /// Names of the compiled watchlists, in configuration order.
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.watchlists.iter().map(|w| w.name.as_str())
+    }
+
+    fn match_scoped(
+        &self,
+        fields: &[(Field, &str)],
+        scope: Option<(&str, Option<&str>)>,
+    ) -> Vec<WatchlistMatch> {
         let found = self.scan(fields);
-        // Per watchlist: (index into `found`, owner) of every occurrence it can see.
-        let mut seen: BTreeMap<usize, Vec<(usize, &Owner)>> = BTreeMap::new();
+        // (watchlist, index into `found`, owner) of every occurrence a watchlist can see,
+        // grouped by watchlist below (a stable sort keeps text order within each).
+        let mut seen: Vec<(usize, usize, &Owner)> = Vec::new();
         for (i, hit) in found.iter().enumerate() {
             let field = fields[hit.field].0;
             for owner in &self.owners[hit.term] {
                 let watchlist = &self.watchlists[owner.watchlist];
                 if watchlist.fields.contains(&field) {
-                    seen.entry(owner.watchlist).or_default().push((i, owner));
+                    seen.push((owner.watchlist, i, owner));
                 }
             }
         }
+        seen.sort_by_key(|&(watchlist, _, _)| watchlist);
         let mut matches = Vec::new();
-        for (number, occurrences) in seen {
+        for group in seen.chunk_by(|a, b| a.0 == b.0) {
+            let number = group[0].0;
+            let occurrences: Vec<(usize, &Owner)> =
+                group.iter().map(|&(_, i, owner)| (i, owner)).collect();
             let watchlist = &self.watchlists[number];
+            if let Some((source, language)) = scope
+                && !watchlist.in_scope(source, language)
+            {
+                continue;
+            }
             if !occurrences
                 .iter()
                 .any(|(_, owner)| watchlist.atoms[owner.atom].positive)
@@ -232,6 +319,18 @@ impl Matcher {
             }
             if !watchlist.query.holds(&by_atom) {
                 continue;
+            }
+            if watchlist.min_hits > 1 {
+                let mut distinct: Vec<TermId> = occurrences
+                    .iter()
+                    .filter(|(_, owner)| watchlist.atoms[owner.atom].positive)
+                    .map(|&(i, _)| found[i].term)
+                    .collect();
+                distinct.sort_unstable();
+                distinct.dedup();
+                if distinct.len() < watchlist.min_hits {
+                    continue;
+                }
             }
             let mut hits: Vec<(usize, Hit)> = occurrences
                 .iter()
@@ -282,17 +381,18 @@ impl Matcher {
     /// Every occurrence of every indexed term in `fields`, each field tokenized once.
     fn scan(&self, fields: &[(Field, &str)]) -> Vec<FieldHit> {
         let mut found = Vec::new();
+        let mut tokens = Words::default();
         for (field, (_, text)) in fields.iter().enumerate() {
-            let tokens = tokenize_with_bytes(text);
-            let words: Vec<&str> = tokens.iter().map(|(t, _)| t.norm.as_str()).collect();
+            tokens.fill(text);
+            let words: Vec<&str> = tokens.norms().collect();
             self.index.scan(&words, |term, range| {
-                let (first, first_bytes) = &tokens[range.start];
-                let (last, last_bytes) = &tokens[range.end - 1];
+                let first = tokens.get(range.start);
+                let last = tokens.get(range.end - 1);
                 found.push(FieldHit {
                     term,
                     field,
-                    chars: first.start..last.end,
-                    bytes: first_bytes.start..last_bytes.end,
+                    chars: first.chars.start..last.chars.end,
+                    bytes: first.bytes.start..last.bytes.end,
                     words: range,
                 });
             });
@@ -538,6 +638,7 @@ mod tests {
                 .map(|(g, terms)| (g.to_string(), strings(terms)))
                 .collect(),
             query: query.into(),
+            ..WatchlistSpec::default()
         }
     }
 
@@ -772,6 +873,93 @@ mod tests {
             .map(|m| (m.watchlist.as_str(), m.hits[0].group.as_str()))
             .collect();
         assert_eq!(got, [("russia-israel", "russia"), ("kremlin", "k")]);
+    }
+
+    fn article<'a>(title: &'a str, body: &'a str) -> ArticleFields<'a> {
+        ArticleFields {
+            title,
+            body,
+            url: "https://news.example/2026/putin-visit",
+            source_id: "wire-ar",
+            source_name: "وكالة الأنباء",
+            language: Some("ar"),
+        }
+    }
+
+    fn matched(matcher: &Matcher, article: &ArticleFields<'_>) -> Vec<String> {
+        matcher
+            .match_article(article)
+            .into_iter()
+            .map(|m| m.watchlist)
+            .collect()
+    }
+
+    #[test]
+    fn url_and_source_fields_are_searched_only_when_listed() {
+        let by_url = spec("url", &[Field::Url], &[("p", &["putin"])], "p");
+        let by_source = spec("src", &[Field::Source], &[("w", &["وكالة", "wire"])], "w");
+        let by_text = spec(
+            "text",
+            &[Field::Title, Field::Body],
+            &[("p", &["putin"])],
+            "p",
+        );
+        let matcher = Matcher::compile(&[by_url, by_source, by_text]).unwrap();
+        let a = article("عنوان", "نص");
+        assert_eq!(matched(&matcher, &a), ["url", "src"]);
+        let found = matcher.match_article(&a);
+        let url_hit = &found[0].hits[0];
+        assert_eq!(
+            (url_hit.field, url_hit.text.as_str()),
+            (Field::Url, "putin")
+        );
+        // The source is matched by id and by display name.
+        let texts: Vec<&str> = found[1].hits.iter().map(|h| h.text.as_str()).collect();
+        assert_eq!(texts, ["wire", "وكالة"]);
+        assert!(found[1].hits.iter().all(|h| h.field == Field::Source));
+    }
+
+    #[test]
+    fn source_and_language_scopes_limit_which_articles_count() {
+        let mut only_wire = russia_israel("russia");
+        only_wire.name = "wire".into();
+        only_wire.sources = vec!["wire-ar".into()];
+        let mut only_en = russia_israel("russia");
+        only_en.name = "english".into();
+        only_en.languages = vec!["EN".into()];
+        let mut only_ar = russia_israel("russia");
+        only_ar.name = "arabic".into();
+        only_ar.languages = vec!["ar".into()];
+        let matcher = Matcher::compile(&[only_wire, only_en, only_ar]).unwrap();
+
+        let a = article("بوتين في موسكو", "");
+        assert_eq!(matched(&matcher, &a), ["wire", "arabic"]);
+        let elsewhere = ArticleFields {
+            source_id: "other",
+            language: Some("ar-LB"),
+            ..a
+        };
+        assert_eq!(matched(&matcher, &elsewhere), ["arabic"]);
+        let unknown = ArticleFields {
+            language: None,
+            ..a
+        };
+        assert_eq!(matched(&matcher, &unknown), ["wire"]);
+        // Offline texts have no source or language: scopes do not apply there.
+        assert_eq!(matcher.match_fields(&[(Field::Title, "Putin")]).len(), 3);
+    }
+
+    #[test]
+    fn min_hits_counts_distinct_terms_not_repetitions() {
+        let mut w = russia_israel("russia OR israel");
+        w.min_hits = 2;
+        let matcher = Matcher::compile(&[w]).unwrap();
+        let count = |text: &str| matcher.match_fields(&[(Field::Body, text)]).len();
+        assert_eq!(count("بوتين قال: بوتين يرى أن بوتين"), 0);
+        assert_eq!(count("بوتين وروسيا"), 1);
+        // The same term in two spellings is one term.
+        assert_eq!(count("Putin putin PUTIN"), 0);
+        assert_eq!(count("Putin and Israel"), 1);
     }
 
     #[test]

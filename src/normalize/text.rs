@@ -82,6 +82,67 @@ pub(crate) fn tokenize_with_bytes(s: &str) -> Vec<(Token, Range<usize>)> {
     words
 }
 
+/// The words of one text as the matcher scans them: every normalized word in one shared buffer
+/// (no allocation per word), with where each stands in the original. Reusable across texts.
+#[derive(Debug, Default)]
+pub(crate) struct Words {
+    buf: String,
+    words: Vec<Word>,
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct Word {
+    norm: Range<usize>,
+    pub(crate) chars: Range<usize>,
+    pub(crate) bytes: Range<usize>,
+}
+
+impl Words {
+    /// Replaces the contents with the words of `s`, split exactly as [`tokenize`] splits them.
+    pub(crate) fn fill(&mut self, s: &str) {
+        self.buf.clear();
+        self.words.clear();
+        let (buf, words) = (&mut self.buf, &mut self.words);
+        // The word being built, if the last piece was part of one.
+        let mut open: Option<Word> = None;
+        for_each_piece(s, |piece, span| match piece {
+            Piece::Char(c) if is_word_char(c) => {
+                let word = open.get_or_insert(Word {
+                    norm: buf.len()..buf.len(),
+                    chars: span.chars.0..span.chars.1,
+                    bytes: span.bytes.0..span.bytes.1,
+                });
+                word.chars.end = span.chars.1;
+                word.bytes.end = span.bytes.1;
+                buf.push(c);
+                word.norm.end = buf.len();
+            }
+            Piece::Char(_) => words.extend(open.take()),
+            Piece::Dropped => {
+                if let Some(word) = &mut open {
+                    word.chars.end = span.chars.1;
+                    word.bytes.end = span.bytes.1;
+                }
+            }
+        });
+        words.extend(open);
+    }
+
+    #[cfg(test)]
+    pub(crate) fn len(&self) -> usize {
+        self.words.len()
+    }
+
+    pub(crate) fn get(&self, i: usize) -> &Word {
+        &self.words[i]
+    }
+
+    /// The normalized words, in order.
+    pub(crate) fn norms(&self) -> impl Iterator<Item = &str> {
+        self.words.iter().map(|w| &self.buf[w.norm.clone()])
+    }
+}
+
 /// Hex SHA-256 of the normalized words of `title` and `body`: the same story text gives the same
 /// hash whatever its diacritics, tatweel, presentation forms, invisible marks, punctuation or
 /// whitespace, so exact duplicates re-published with cosmetic edits collapse into one.
@@ -171,11 +232,32 @@ fn for_each_piece(s: &str, mut emit: impl FnMut(Piece, Span)) {
     let mut run_first_char = 0;
     // Only the text's first run can start with a non-boundary character.
     let mut run_at_boundary = true;
-    for (char_idx, (byte_idx, c)) in s.char_indices().enumerate() {
-        let boundary = is_nfkc_boundary(c);
+    let mut chars = s.char_indices().enumerate().peekable();
+    // Whether the next character is a boundary, when the fast path already looked.
+    let mut next_is_boundary: Option<bool> = None;
+    while let Some((char_idx, (byte_idx, c))) = chars.next() {
+        let boundary = next_is_boundary
+            .take()
+            .unwrap_or_else(|| is_nfkc_boundary(c));
         if boundary && !run.is_empty() {
             flush_run(&run, run_at_boundary, run_first_char, byte_idx, &mut emit);
             run.clear();
+        }
+        // Fast path for the bulk of the text (ASCII and basic Arabic letters): a boundary
+        // character followed by another boundary is a run of its own, normalized alone, as
+        // `flush_run` would do for a one-character run.
+        if boundary && (c.is_ascii() || is_basic_arabic_letter(c)) {
+            let next = chars.peek().map(|&(_, (b, n))| (b, n));
+            next_is_boundary = next.map(|(_, n)| is_nfkc_boundary(n));
+            if next_is_boundary != Some(false) {
+                let end = next.map_or(s.len(), |(b, _)| b);
+                let span = Span {
+                    chars: (char_idx, char_idx + 1),
+                    bytes: (byte_idx, end),
+                };
+                post_nfkc(c, span, &mut emit);
+                continue;
+            }
         }
         if run.is_empty() {
             run_first_char = char_idx;
@@ -458,6 +540,32 @@ mod tests {
                 .take(token.end - token.start)
                 .collect();
             assert_eq!(&text[bytes], by_chars);
+        }
+    }
+
+    #[test]
+    fn shared_buffer_words_equal_tokens_including_marks_and_compositions() {
+        // The fast path (a lone ASCII or Arabic letter) must hand over to the NFKC runs exactly
+        // where a mark, composition or presentation form follows.
+        let samples = [
+            "قال نتنـــياهو: \u{200F}Kre\u{200B}mlin’s رُوسْيَا",
+            "\u{0627}\u{0654}سرائيل و\u{0627}\u{0653} ﻹسرائيل \u{FDF2}\u{064E}",
+            "a\u{0301}\u{0316}b Ｒｕｓｓｉａ ½ ﬁne Putin's x",
+            "\u{0301}leading mark, trailing ب\u{064E}",
+            "",
+            "   ",
+        ];
+        let mut words = Words::default();
+        for sample in samples {
+            words.fill(sample);
+            let expected = tokenize_with_bytes(sample);
+            assert_eq!(words.len(), expected.len(), "{sample:?}");
+            for (i, (norm, (token, bytes))) in words.norms().zip(&expected).enumerate() {
+                assert_eq!(norm, token.norm, "{sample:?}");
+                let w = words.get(i);
+                assert_eq!((w.chars.start, w.chars.end), (token.start, token.end));
+                assert_eq!(&w.bytes, bytes, "{sample:?}");
+            }
         }
     }
 

@@ -69,6 +69,10 @@ pub struct Settings {
     pub sources: Vec<SourceConfig>,
     pub watchlists: Vec<crate::matcher::WatchlistSpec>,
     pub digests: Vec<DigestConfig>,
+    /// The sources file and the watchlists directory as resolved from `marsad.toml`, so the
+    /// daemon can watch them and version what it loaded.
+    pub sources_path: PathBuf,
+    pub watchlists_dir: PathBuf,
 }
 
 /// Where articles and state are kept, chosen by the URL's scheme.
@@ -214,9 +218,19 @@ pub fn load(path: &Path) -> Result<Settings, ConfigErrors> {
     let main = read_main(&src, &base, &mut errors);
 
     let mut file_order = vec![path.to_path_buf()];
+    let errors_before_sources = errors.len();
     let sources = sources::load(&src, &main.sources, &mut errors);
     file_order.push(main.sources.path.clone());
-    let watchlists = watchlists::load(&src, &main.watchlists, &mut errors);
+    let source_ids: Vec<String> = sources.iter().map(|s| s.id.clone()).collect();
+    let sources_clean = errors[errors_before_sources..]
+        .iter()
+        .all(|e| e.file != main.sources.path);
+    let watchlists = watchlists::load(
+        &src,
+        &main.watchlists,
+        sources_clean.then_some(source_ids.as_slice()),
+        &mut errors,
+    );
     file_order.extend(watchlists.files.iter().cloned());
 
     let digests = if main.syntax_ok {
@@ -244,7 +258,32 @@ pub fn load(path: &Path) -> Result<Settings, ConfigErrors> {
         sources,
         watchlists: watchlists.specs,
         digests,
+        sources_path: main.sources.path,
+        watchlists_dir: main.watchlists.path,
     })
+}
+
+/// Only the `[storage]` of `marsad.toml`, for tools that must reach the database even while
+/// another file (a watchlist being edited) is broken, e.g. `marsad status`.
+pub fn load_storage(path: &Path) -> Result<Storage, ConfigErrors> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        ConfigErrors(vec![SourceText::whole_file(
+            path,
+            format!("cannot read config file: {e}"),
+        )])
+    })?;
+    let src = SourceText { path, text: &text };
+    let base = match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let mut errors = Vec::new();
+    let main = read_main(&src, &base, &mut errors);
+    if errors.is_empty() {
+        Ok(main.storage)
+    } else {
+        Err(ConfigErrors(errors))
+    }
 }
 
 /// A file or directory named in `marsad.toml`, with where it was named for error messages.

@@ -12,7 +12,15 @@ use crate::matcher::WatchlistSpec;
 use crate::model::Field;
 
 /// The keys a watchlist file may have.
-const WATCHLIST_KEYS: &[&str] = &["title", "fields", "terms", "match"];
+const WATCHLIST_KEYS: &[&str] = &[
+    "title",
+    "fields",
+    "sources",
+    "languages",
+    "min_hits",
+    "terms",
+    "match",
+];
 
 /// Where a watchlist looks when its file does not say: where news text is.
 const DEFAULT_FIELDS: &[Field] = &[Field::Title, Field::Body];
@@ -28,9 +36,13 @@ pub(crate) struct Watchlists {
 
 /// Reads every `*.toml` in the watchlists directory named in `marsad.toml` (`main`), sorted by
 /// file name so the order (and the order of errors) does not depend on the file system.
+///
+/// `known_sources` are the source ids a watchlist's `sources` may name; `None` when the sources
+/// file could not be read cleanly (its own errors say why; the names are not checked then).
 pub(crate) fn load(
     main: &SourceText<'_>,
     named: &NamedPath,
+    known_sources: Option<&[String]>,
     errors: &mut Vec<ConfigError>,
 ) -> Watchlists {
     let mut out = Watchlists {
@@ -69,7 +81,8 @@ pub(crate) fn load(
                     path: &path,
                     text: &text,
                 };
-                out.specs.extend(read_watchlist(&src, &name, errors));
+                out.specs
+                    .extend(read_watchlist(&src, &name, known_sources, errors));
             }
             Err(e) => errors.push(SourceText::whole_file(
                 &path,
@@ -86,6 +99,7 @@ pub(crate) fn load(
 fn read_watchlist(
     src: &SourceText<'_>,
     name: &str,
+    known_sources: Option<&[String]>,
     errors: &mut Vec<ConfigError>,
 ) -> Option<WatchlistSpec> {
     let (doc, syntax_error) = raw::parse_document(src);
@@ -99,11 +113,17 @@ fn read_watchlist(
     let mut groups = Some(Vec::new());
     let mut query = None;
     let mut has_match = false;
+    let mut sources = Vec::new();
+    let mut languages = Vec::new();
+    let mut min_hits = 0;
     for (key, value) in raw::entries(&doc) {
         match key.get_ref().as_ref() {
             "title" => title = raw::decode::<String>(src, value, errors),
             "fields" => fields = raw::decode::<Spanned<Vec<Field>>>(src, value, errors),
             "terms" => groups = read_terms(src, value, errors),
+            "sources" => sources = read_sources(src, value, known_sources, errors),
+            "languages" => languages = read_languages(src, value, errors),
+            "min_hits" => min_hits = read_min_hits(src, value, errors),
             "match" => {
                 has_match = true;
                 query = raw::decode::<RawMatch>(src, value, errors).map(|m| m.query);
@@ -147,6 +167,9 @@ fn read_watchlist(
         fields: fields.map_or_else(|| DEFAULT_FIELDS.to_vec(), Spanned::into_inner),
         groups: groups?,
         query: query?.into_inner(),
+        sources,
+        languages,
+        min_hits,
     };
     // The matcher has rules of its own (e.g. a term needs a letter or digit); report them here
     // too, so `marsad check` catches everything the daemon would refuse.
@@ -175,9 +198,104 @@ pub fn load_file(path: &std::path::Path) -> Result<WatchlistSpec, super::ConfigE
         .unwrap_or_default();
     let src = SourceText { path, text: &text };
     let mut errors = Vec::new();
-    match read_watchlist(&src, &name, &mut errors) {
+    match read_watchlist(&src, &name, None, &mut errors) {
         Some(spec) if errors.is_empty() => Ok(spec),
         _ => Err(super::ConfigErrors(errors)),
+    }
+}
+
+/// A non-empty list of non-empty strings, each with where it stands; `what` names the key.
+fn read_list(
+    src: &SourceText<'_>,
+    value: &Value<'_>,
+    what: &str,
+    example: &str,
+    errors: &mut Vec<ConfigError>,
+) -> Option<Vec<Spanned<String>>> {
+    let list = raw::decode::<Spanned<Vec<Spanned<String>>>>(src, value, errors)?;
+    if list.get_ref().is_empty() {
+        errors.push(src.error(
+            list.span().start,
+            format!(
+                "{what} is empty; remove the key to look everywhere, or list some, e.g. {example}"
+            ),
+        ));
+        return None;
+    }
+    Some(list.into_inner())
+}
+
+/// `sources = ["id", ...]`: only articles from these sources (ids from the sources file).
+fn read_sources(
+    src: &SourceText<'_>,
+    value: &Value<'_>,
+    known: Option<&[String]>,
+    errors: &mut Vec<ConfigError>,
+) -> Vec<String> {
+    let Some(list) = read_list(src, value, "sources", "[\"bbc-arabic\"]", errors) else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for id in list {
+        if let Some(known) = known
+            && !known.contains(id.get_ref())
+        {
+            errors.push(src.error(
+                id.span().start,
+                format!(
+                    "unknown source \"{}\" in sources; sources are {}",
+                    id.get_ref(),
+                    known.join(", ")
+                ),
+            ));
+            continue;
+        }
+        out.push(id.into_inner());
+    }
+    out
+}
+
+/// `languages = ["ar", "en"]`: only articles in these languages (primary subtags).
+fn read_languages(
+    src: &SourceText<'_>,
+    value: &Value<'_>,
+    errors: &mut Vec<ConfigError>,
+) -> Vec<String> {
+    let Some(list) = read_list(src, value, "languages", "[\"ar\", \"en\"]", errors) else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for tag in list {
+        let code = tag.get_ref();
+        let valid = (2..=3).contains(&code.len()) && code.chars().all(|c| c.is_ascii_alphabetic());
+        if !valid {
+            errors.push(src.error(
+                tag.span().start,
+                format!(
+                    "\"{code}\" is not a language code; expected a two- or three-letter code such as \"ar\" or \"en\""
+                ),
+            ));
+            continue;
+        }
+        out.push(code.to_ascii_lowercase());
+    }
+    out
+}
+
+/// `min_hits = n`: at least n distinct terms must be found.
+fn read_min_hits(src: &SourceText<'_>, value: &Value<'_>, errors: &mut Vec<ConfigError>) -> usize {
+    let Some(n) = raw::decode::<i64>(src, value, errors) else {
+        return 0;
+    };
+    match usize::try_from(n) {
+        Ok(n) if n >= 1 => n,
+        _ => {
+            errors.push(src.error(
+                value.span().start,
+                format!("min_hits is {n}; expected a whole number of at least 1 (distinct terms an article must contain)"),
+            ));
+            0
+        }
     }
 }
 

@@ -7,6 +7,7 @@
 
 mod digests;
 mod queries;
+mod watchlist_state;
 
 use std::path::Path;
 use std::str::FromStr;
@@ -21,6 +22,7 @@ pub use digests::{DigestRun, NewDigestRun};
 pub use queries::{
     FetchLog, RefreshWrite, SourceInfo, SourceState, StoreOutcome, StoredArticle, StoredMatch,
 };
+pub use watchlist_state::DaemonState;
 
 /// A database connection pool for either backend.
 #[derive(Clone, Debug)]
