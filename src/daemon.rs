@@ -105,7 +105,7 @@ pub async fn run(
 
     let mut loaded = loaded;
     db.sync_sources(&source_infos(&loaded.settings)).await?;
-    let mut next_source = initial_source_times(&db, &loaded.settings).await?;
+    let owner = crate::store::lease_owner_name();
     let mut next_digest = initial_digest_times(&db, &loaded.settings).await?;
     let mut inflight: JoinSet<String> = JoinSet::new();
     let mut running: HashSet<String> = HashSet::new();
@@ -120,21 +120,45 @@ pub async fn run(
 
     loop {
         let now = Utc::now();
-        // Sources that are due and not already being refreshed.
-        for source in &loaded.settings.sources {
-            let due = next_source.get(&source.id).is_none_or(|t| *t <= now);
-            if due && !running.contains(&source.id) {
-                running.insert(source.id.clone());
-                let (ctx, task_source, cancel) =
-                    (loaded.context(&db), source.clone(), cancel.child_token());
-                inflight.spawn(async move {
-                    if let Err(e) = pipeline::refresh(&ctx, &task_source, &cancel).await {
-                        tracing::error!(source = %task_source.id, error = %e, "could not store a refresh");
-                    }
-                    task_source.id
-                });
-                next_source.insert(source.id.clone(), DateTime::<Utc>::MAX_UTC);
+        // Lease due sources from the database, as many as there are free fetch slots, so several
+        // daemons sharing a database each take a share and none fetches a source another holds.
+        let free = loaded
+            .settings
+            .http
+            .concurrency
+            .max(1)
+            .saturating_sub(running.len());
+        let ids: Vec<String> = loaded
+            .settings
+            .sources
+            .iter()
+            .map(|s| s.id.clone())
+            .collect();
+        let lease = chrono::Duration::from_std(loaded.settings.schedule.lease)
+            .unwrap_or(chrono::Duration::minutes(5));
+        let leased = match db
+            .lease_due_sources(&owner, &ids, now, now + lease, free)
+            .await
+        {
+            Ok(leased) => leased,
+            Err(e) => {
+                tracing::error!(error = %e, "could not lease due sources");
+                Vec::new()
             }
+        };
+        for id in leased {
+            let Some(source) = loaded.settings.sources.iter().find(|s| s.id == id) else {
+                continue;
+            };
+            running.insert(id.clone());
+            let (ctx, task_source, cancel) =
+                (loaded.context(&db), source.clone(), cancel.child_token());
+            inflight.spawn(async move {
+                if let Err(e) = pipeline::refresh(&ctx, &task_source, &cancel).await {
+                    tracing::error!(source = %task_source.id, error = %e, "could not store a refresh");
+                }
+                task_source.id
+            });
         }
         // Digests whose fire time has come: record the run, then deliver.
         let mut recorded = false;
@@ -170,8 +194,16 @@ pub async fn run(
         }
 
         notify(&[sd_notify::NotifyState::Watchdog]);
+        let next_source = if running.len() < loaded.settings.http.concurrency.max(1) {
+            db.next_source_due(&ids, now).await.unwrap_or_else(|e| {
+                tracing::error!(error = %e, "could not read when sources are due");
+                None
+            })
+        } else {
+            None // a finishing refresh wakes the loop
+        };
         let wake = next_source
-            .values()
+            .iter()
             .chain(next_digest.values())
             .copied()
             .chain([next_retry])
@@ -193,8 +225,6 @@ pub async fn run(
                     Ok(new) => {
                         loaded = new;
                         db.sync_sources(&source_infos(&loaded.settings)).await?;
-                        let known: HashSet<&str> = loaded.settings.sources.iter().map(|s| s.id.as_str()).collect();
-                        next_source.retain(|id, _| known.contains(id.as_str()));
                         next_digest = initial_digest_times(&db, &loaded.settings).await?;
                         tracing::info!("configuration reloaded");
                     }
@@ -208,10 +238,16 @@ pub async fn run(
             Some(done) = inflight.join_next(), if !inflight.is_empty() => {
                 if let Ok(id) = done {
                     running.remove(&id);
-                    if let Some(source) = loaded.settings.sources.iter().find(|s| s.id == id) {
-                        let next = pipeline::next_run(&loaded.settings, source, Utc::now())
-                            .unwrap_or(DateTime::<Utc>::MAX_UTC);
-                        next_source.insert(id, next);
+                    let now = Utc::now();
+                    let next = loaded
+                        .settings
+                        .sources
+                        .iter()
+                        .find(|s| s.id == id)
+                        .and_then(|source| pipeline::next_run(&loaded.settings, source, now))
+                        .unwrap_or(DateTime::<Utc>::MAX_UTC);
+                    if let Err(e) = db.release_source(&id, &owner, now, next).await {
+                        tracing::error!(source = %id, error = %e, "could not release a source lease");
                     }
                 }
             }
@@ -224,29 +260,17 @@ pub async fn run(
         in_flight = inflight.len(),
         "shutting down; letting in-flight writes finish"
     );
-    while inflight.join_next().await.is_some() {}
+    while let Some(done) = inflight.join_next().await {
+        if let Ok(id) = done {
+            // Give the source back at once so another daemon need not wait for the lease to expire.
+            let now = Utc::now();
+            if let Err(e) = db.release_source(&id, &owner, now, now).await {
+                tracing::warn!(source = %id, error = %e, "could not release a source lease");
+            }
+        }
+    }
     db.close().await;
     Ok(())
-}
-
-/// A source is due at its stored next run, or now if it never ran or the time has passed.
-async fn initial_source_times(
-    db: &Db,
-    settings: &Settings,
-) -> Result<HashMap<String, DateTime<Utc>>, StoreError> {
-    let states = db.source_states().await?;
-    let now = Utc::now();
-    Ok(settings
-        .sources
-        .iter()
-        .map(|s| {
-            let stored = states
-                .iter()
-                .find(|st| st.id == s.id)
-                .and_then(|st| st.next_run);
-            (s.id.clone(), stored.unwrap_or(now))
-        })
-        .collect())
 }
 
 /// The next fire time of each digest — or its most recent one, if a run was missed while the

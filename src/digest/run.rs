@@ -279,8 +279,17 @@ pub async fn deliver_pending(
     now: DateTime<Utc>,
     force: bool,
 ) -> Result<Vec<Delivery>, StoreError> {
+    let owner = crate::store::lease_owner_name();
+    let lease = Duration::from_std(settings.schedule.lease).unwrap_or(Duration::minutes(5));
     let mut out = Vec::new();
     for run in db.due_digest_runs(now, force).await? {
+        // Another daemon sharing the database may be sending this very run: claim it first.
+        if !db
+            .claim_digest_run(run.id, &owner, now, now + lease)
+            .await?
+        {
+            continue;
+        }
         let message = OutgoingMessage {
             message_id: run.message_id.clone(),
             from: settings.mail.from.clone(),

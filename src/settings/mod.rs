@@ -92,6 +92,10 @@ pub struct ScheduleSettings {
     pub timezone: chrono_tz::Tz,
     /// Poll schedule for sources without their own `poll`.
     pub poll: Schedule,
+    /// How long a daemon holds a due source (or a pending digest) before another daemon sharing
+    /// the database may take it over; longer than any one refresh, short enough to recover from a
+    /// crashed daemon within a period.
+    pub lease: Duration,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -268,6 +272,7 @@ fn read_main(src: &SourceText<'_>, base: &Path, errors: &mut Vec<ConfigError>) -
         schedule: ScheduleSettings {
             timezone: chrono_tz::UTC,
             poll: default_poll(),
+            lease: DEFAULT_LEASE,
         },
         mail: MailSettings {
             transport: MailTransport::Outbox,
@@ -393,6 +398,9 @@ fn read_path_key(
     };
 }
 
+/// Default `[schedule] lease`: well beyond one refresh (timeouts are seconds), short next to a poll period.
+const DEFAULT_LEASE: Duration = Duration::from_secs(5 * 60);
+
 fn default_poll() -> Schedule {
     // A constant expression; a failure here is a bug caught by the tests of a minimal config.
     Schedule::parse(DEFAULT_POLL).unwrap_or_else(|e| unreachable!("default poll: {e}"))
@@ -468,6 +476,12 @@ fn read_schedule(
     }
     if let Some(poll) = schedule.poll.and_then(|p| parse_schedule(src, &p, errors)) {
         out.poll = poll;
+    }
+    if let Some(lease) = schedule.lease {
+        match values::duration(lease.get_ref()) {
+            Ok(d) => out.lease = d,
+            Err(message) => errors.push(src.error(lease.span().start, message)),
+        }
     }
 }
 

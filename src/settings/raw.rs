@@ -38,6 +38,7 @@ pub(crate) struct RawHttp {
 pub(crate) struct RawSchedule {
     pub timezone: Option<Spanned<String>>,
     pub poll: Option<Spanned<String>>,
+    pub lease: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -6,6 +6,7 @@
 //! expands a body once per backend so each expansion type-checks against its own pool.
 
 mod digests;
+mod lease;
 mod queries;
 
 use std::path::Path;
@@ -18,6 +19,7 @@ use sqlx::sqlite::{
 };
 
 pub use digests::{DigestRun, NewDigestRun};
+pub use lease::lease_owner_name;
 pub use queries::{
     FetchLog, RefreshWrite, SourceInfo, SourceState, StoreOutcome, StoredArticle, StoredMatch,
 };
