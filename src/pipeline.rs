@@ -90,7 +90,9 @@ pub async fn refresh(
         collected = collect(ctx, source, conditional.as_ref(), true) => collected,
     };
     let finished = Utc::now();
-    let next_run = next_run(&ctx.settings, source, finished);
+    // From the start, not the end: a refresh begun just before a period boundary must not make the
+    // source skip the next period.
+    let next_run = next_run(&ctx.settings, source, started);
 
     let collected = match collected {
         Ok(c) => c,
