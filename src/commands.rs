@@ -614,6 +614,7 @@ async fn status(config: &Path, as_json: bool) -> Result<ExitCode> {
                 "last_success": rfc3339(st.last_success), "last_attempt": rfc3339(st.last_attempt),
                 "last_error": st.last_error, "consecutive_failures": st.consecutive_failures,
                 "next_run": rfc3339(next), "articles_last_day": day,
+                "leased_by": st.lease_until.filter(|t| *t > now).and(st.lease_owner.clone()),
             });
             writeln!(out, "{line}")?;
         } else {
