@@ -70,6 +70,13 @@ pub async fn dispatch(cli: Cli) -> Result<ExitCode> {
         } => sources_test(&config, &id, json).await,
         Command::Extract { target, json } => extract(&target, json).await,
         Command::Status { json } => status(&config, json).await,
+        Command::Search {
+            query,
+            since,
+            limit,
+            json,
+        } => search(&config, &query, since.map(Into::into), limit, json).await,
+        Command::Prune { json } => prune(&config, json).await,
         Command::Demo { dir } => demo(&dir).await,
     }
 }
@@ -368,6 +375,62 @@ async fn articles(
                 a.url
             )?;
         }
+    }
+    db.close().await;
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn search(
+    config: &Path,
+    query: &str,
+    since: Option<std::time::Duration>,
+    limit: i64,
+    as_json: bool,
+) -> Result<ExitCode> {
+    let settings = load(config)?;
+    let db = open(&settings).await?;
+    let since = match since {
+        Some(d) => Utc::now() - chrono::Duration::from_std(d).context("--since is too large")?,
+        None => DateTime::<Utc>::UNIX_EPOCH,
+    };
+    let hits = db.search(query, since, limit).await?;
+    let mut out = std::io::stdout().lock();
+    for a in &hits {
+        if as_json {
+            let line = json!({
+                "id": a.id, "source": a.source, "url": a.url, "title": a.title,
+                "published": rfc3339(a.published), "fetched": rfc3339(Some(a.fetched)),
+            });
+            writeln!(out, "{line}")?;
+        } else {
+            writeln!(
+                out,
+                "{}  {:<16} {}\n    {}",
+                a.fetched.format("%Y-%m-%d %H:%M"),
+                a.source,
+                a.title,
+                a.url
+            )?;
+        }
+    }
+    if !as_json && hits.is_empty() {
+        writeln!(out, "no stored article contains {query:?}")?;
+    }
+    db.close().await;
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn prune(config: &Path, as_json: bool) -> Result<ExitCode> {
+    let settings = load(config)?;
+    let db = open(&settings).await?;
+    let pruned = daemon::prune(&db, &settings, Utc::now()).await?;
+    if as_json {
+        println!("{}", serde_json::to_string(&pruned)?);
+    } else {
+        println!(
+            "pruned {} unmatched and {} matched articles, {} fetch log entries",
+            pruned.articles, pruned.matched_articles, pruned.fetches
+        );
     }
     db.close().await;
     Ok(ExitCode::SUCCESS)

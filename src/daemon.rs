@@ -110,6 +110,7 @@ pub async fn run(
     let mut inflight: JoinSet<String> = JoinSet::new();
     let mut running: HashSet<String> = HashSet::new();
     let mut next_retry = Utc::now();
+    let mut next_prune = Utc::now();
 
     notify(&[sd_notify::NotifyState::Ready]);
     tracing::info!(
@@ -193,6 +194,19 @@ pub async fn run(
             next_retry = now + chrono::Duration::seconds(60);
         }
 
+        if now >= next_prune {
+            match prune(&db, &loaded.settings, now).await {
+                Ok(p) => tracing::info!(
+                    articles = p.articles,
+                    matched_articles = p.matched_articles,
+                    fetches = p.fetches,
+                    "pruned by [retention]"
+                ),
+                Err(e) => tracing::error!(error = %e, "could not prune old articles"),
+            }
+            next_prune = now + chrono::Duration::days(1);
+        }
+
         notify(&[sd_notify::NotifyState::Watchdog]);
         let next_source = if running.len() < loaded.settings.http.concurrency.max(1) {
             db.next_source_due(&ids, now).await.unwrap_or_else(|e| {
@@ -271,6 +285,24 @@ pub async fn run(
     }
     db.close().await;
     Ok(())
+}
+
+/// Applies `[retention]`: deletes what is older than it allows.
+pub async fn prune(
+    db: &Db,
+    settings: &Settings,
+    now: DateTime<Utc>,
+) -> Result<crate::store::Pruned, StoreError> {
+    let age = |d: Duration| chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX);
+    let articles = now
+        .checked_sub_signed(age(settings.retention.articles))
+        .unwrap_or(DateTime::<Utc>::UNIX_EPOCH)
+        .max(DateTime::<Utc>::UNIX_EPOCH);
+    let matched = now
+        .checked_sub_signed(age(settings.retention.matched))
+        .unwrap_or(DateTime::<Utc>::UNIX_EPOCH)
+        .max(DateTime::<Utc>::UNIX_EPOCH);
+    db.prune(articles, matched).await
 }
 
 /// The next fire time of each digest — or its most recent one, if a run was missed while the

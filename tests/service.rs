@@ -16,7 +16,11 @@ async fn status_json_reports_source_health_and_digests() {
     let env = Env::new(marsad::demo::site_routes(), demo_with_broken, OUTBOX_MAIL).await;
     for _ in 0..2 {
         let out = env.marsad(&["fetch"]).await;
-        assert_eq!(out.status.code(), Some(1), "the broken source fails the fetch");
+        assert_eq!(
+            out.status.code(),
+            Some(1),
+            "the broken source fails the fetch"
+        );
     }
     let sent = env.marsad(&["digest", "send", "daily"]).await;
     assert!(sent.status.success(), "{}", stderr(&sent));
@@ -37,7 +41,10 @@ async fn status_json_reports_source_health_and_digests() {
             assert_eq!(s["consecutive_failures"], 2);
             assert!(s["last_success"].is_null());
             let error = s["last_error"].as_str().expect("last_error");
-            assert!(error.contains("/missing.xml") && error.contains("404"), "{error}");
+            assert!(
+                error.contains("/missing.xml") && error.contains("404"),
+                "{error}"
+            );
         } else {
             assert_eq!(s["consecutive_failures"], 0, "{s}");
             assert!(s["last_success"].is_string(), "{s}");
@@ -57,4 +64,111 @@ async fn status_json_reports_source_health_and_digests() {
     let text = env.marsad(&["status"]).await;
     let text = stdout(&text);
     assert!(text.contains("FAILING (2×)"), "{text}");
+}
+
+fn item(n: usize, title: &str, body: &str) -> String {
+    format!(
+        "<item><title>{title}</title><link>http://news.test/{n}</link><guid>n{n}</guid>\
+         <description>{body}</description><pubDate>Tue, 24 Nov 2026 10:00:00 GMT</pubDate></item>"
+    )
+}
+
+fn search_feed() -> String {
+    let items = [
+        item(1, "خبر أول", "زيارة وإسرائيل في الجولة"),
+        item(2, "خبر ثان", "قالت اسرائيل إن الوفد وصل"),
+        item(3, "خبر ثالث", "صادرت الشرطة عبوتين ناسفتين"),
+        item(4, "خبر رابع", "اتصال بين بوتين ونتنياهو"),
+        item(5, "Kremlin talks", "The Kremlin said talks went well"),
+        item(6, "خبر سادس", "الإسرائيليون يتظاهرون"),
+    ];
+    format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?><rss version=\"2.0\"><channel><title>t</title>\
+         <link>http://news.test/</link>{}</channel></rss>",
+        items.concat()
+    )
+}
+
+fn search_env_sources(base: &str) -> String {
+    format!("[[source]]\nid = \"news\"\nkind = \"feed\"\nurl = \"{base}/news.xml\"\n")
+}
+
+async fn search_titles(env: &Env, query: &str) -> Vec<String> {
+    let out = env.marsad(&["search", query, "--json"]).await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    let mut titles: Vec<String> = json_lines(&out)
+        .iter()
+        .map(|l| l["title"].as_str().expect("title").to_string())
+        .collect();
+    titles.sort();
+    titles
+}
+
+#[tokio::test]
+async fn search_finds_arabic_variants_and_not_words_inside_words() {
+    let routes = std::collections::HashMap::from([(
+        "/news.xml".to_string(),
+        marsad::demo::Route::new("application/rss+xml", search_feed()),
+    )]);
+    let env = Env::new(routes, search_env_sources, OUTBOX_MAIL).await;
+    let out = env.marsad(&["fetch"]).await;
+    assert!(out.status.success(), "{}", stderr(&out));
+
+    // With and without hamza, with a conjunction attached; not the plural "الإسرائيليون".
+    assert_eq!(search_titles(&env, "إسرائيل").await, ["خبر أول", "خبر ثان"]);
+    // "بوتين" is not the tail of "عبوتين".
+    assert_eq!(search_titles(&env, "بوتين").await, ["خبر رابع"]);
+    assert_eq!(search_titles(&env, "kremlin").await, ["Kremlin talks"]);
+    // Every word must occur.
+    assert_eq!(search_titles(&env, "بوتين نتنياهو").await, ["خبر رابع"]);
+    assert!(search_titles(&env, "بوتين الجولة").await.is_empty());
+    let text = stdout(&env.marsad(&["search", "بوتين"]).await);
+    assert!(text.contains("http://news.test/4"), "{text}");
+}
+
+#[tokio::test]
+async fn prune_keeps_matched_articles_longer() {
+    let env = Env::demo(OUTBOX_MAIL).await;
+    let config = std::fs::read_to_string(&env.config).expect("read config");
+    std::fs::write(
+        &env.config,
+        format!("{config}\n[retention]\narticles = \"2s\"\nmatched = \"6s\"\n"),
+    )
+    .expect("write config");
+    assert!(env.marsad(&["fetch"]).await.status.success());
+    let matched = env
+        .count("SELECT COUNT(DISTINCT article) FROM matches")
+        .await;
+    assert!(
+        matched > 0 && matched < 8,
+        "{matched} of 8 demo articles matched"
+    );
+
+    // Nothing is old yet.
+    let out = env.marsad(&["prune"]).await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(env.count("SELECT COUNT(*) FROM articles").await, 8);
+
+    tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+    let out = env.marsad(&["prune", "--json"]).await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    let pruned = &json_lines(&out)[0];
+    assert_eq!(pruned["articles"], 8 - matched);
+    assert_eq!(env.count("SELECT COUNT(*) FROM articles").await, matched);
+    assert_eq!(
+        env.count(
+            "SELECT COUNT(*) FROM article_urls WHERE article NOT IN (SELECT id FROM articles)"
+        )
+        .await,
+        0,
+        "URLs of pruned articles go with them"
+    );
+    // The search index forgets them too.
+    assert!(search_titles(&env, "لبنان").await.len() as i64 <= matched);
+
+    tokio::time::sleep(std::time::Duration::from_secs(4)).await;
+    let out = env.marsad(&["prune"]).await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(env.count("SELECT COUNT(*) FROM articles").await, 0);
+    assert_eq!(env.count("SELECT COUNT(*) FROM matches").await, 0);
 }

@@ -6,9 +6,15 @@ use std::process::Command;
 
 /// The unit with ExecStart pointing at the binary under test (verify checks it is executable).
 fn unit_in(dir: &Path) -> std::path::PathBuf {
-    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/marsad.service"))
-        .expect("read deploy/marsad.service");
-    assert!(text.contains("ExecStart=/usr/local/bin/marsad "), "ExecStart moved?");
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/deploy/marsad.service"
+    ))
+    .expect("read deploy/marsad.service");
+    assert!(
+        text.contains("ExecStart=/usr/local/bin/marsad "),
+        "ExecStart moved?"
+    );
     let text = text.replace("/usr/local/bin/marsad", env!("CARGO_BIN_EXE_marsad"));
     let path = dir.join("marsad.service");
     std::fs::write(&path, text).expect("write unit");
@@ -52,5 +58,8 @@ fn unit_file_has_low_exposure() {
         .and_then(|rest| rest.split_whitespace().next())
         .and_then(|n| n.parse().ok())
         .unwrap_or_else(|| panic!("cannot read the score in {line:?}"));
-    assert!(score <= 2.0, "exposure {score} is above 2.0 (\"OK\"): {line}");
+    assert!(
+        score <= 2.0,
+        "exposure {score} is above 2.0 (\"OK\"): {line}"
+    );
 }

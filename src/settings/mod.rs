@@ -53,6 +53,8 @@ const MAIN_KEYS: &[&str] = &[
     "sources",
     "watchlists",
     "digest",
+    "retention",
+    "metrics",
 ];
 
 /// Everything the daemon and the CLI need, validated.
@@ -66,6 +68,16 @@ pub struct Settings {
     pub sources: Vec<SourceConfig>,
     pub watchlists: Vec<crate::matcher::WatchlistSpec>,
     pub digests: Vec<DigestConfig>,
+    pub retention: RetentionSettings,
+    /// `[metrics] listen`: where the daemon serves Prometheus metrics; off when unset.
+    pub metrics_listen: Option<std::net::SocketAddr>,
+}
+
+/// `[retention]`: how long articles are kept (by fetch time); matched ones longer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetentionSettings {
+    pub articles: Duration,
+    pub matched: Duration,
 }
 
 /// Where articles and state are kept, chosen by the URL's scheme.
@@ -214,6 +226,8 @@ pub fn load(path: &Path) -> Result<Settings, ConfigErrors> {
         sources,
         watchlists: watchlists.specs,
         digests,
+        retention: main.retention,
+        metrics_listen: main.metrics_listen,
     })
 }
 
@@ -251,6 +265,8 @@ struct MainFile {
     sources: NamedPath,
     watchlists: NamedPath,
     digests: Vec<raw::RawDigest>,
+    retention: RetentionSettings,
+    metrics_listen: Option<std::net::SocketAddr>,
 }
 
 fn read_main(src: &SourceText<'_>, base: &Path, errors: &mut Vec<ConfigError>) -> MainFile {
@@ -294,6 +310,11 @@ fn read_main(src: &SourceText<'_>, base: &Path, errors: &mut Vec<ConfigError>) -
             report_missing: syntax_ok,
         },
         digests: Vec::new(),
+        retention: RetentionSettings {
+            articles: DEFAULT_RETENTION_ARTICLES,
+            matched: DEFAULT_RETENTION_MATCHED,
+        },
+        metrics_listen: None,
     };
 
     for (key, value) in raw::entries(&doc) {
@@ -325,6 +346,27 @@ fn read_main(src: &SourceText<'_>, base: &Path, errors: &mut Vec<ConfigError>) -
             "mail" => {
                 if let Some(mail) = raw::decode::<RawMail>(src, &value, errors) {
                     read_mail(src, base, &value, mail, &mut main.mail, errors);
+                }
+            }
+            "retention" => {
+                if let Some(retention) = raw::decode::<raw::RawRetention>(src, &value, errors) {
+                    read_retention(src, retention, &mut main.retention, errors);
+                }
+            }
+            "metrics" => {
+                if let Some(metrics) = raw::decode::<raw::RawMetrics>(src, &value, errors)
+                    && let Some(listen) = metrics.listen
+                {
+                    match listen.get_ref().parse::<std::net::SocketAddr>() {
+                        Ok(addr) => main.metrics_listen = Some(addr),
+                        Err(e) => errors.push(src.error(
+                            listen.span().start,
+                            format!(
+                                "invalid listen address \"{}\": {e}; write e.g. \"127.0.0.1:9464\"",
+                                listen.get_ref()
+                            ),
+                        )),
+                    }
                 }
             }
             "digest" => {
@@ -396,6 +438,29 @@ fn read_path_key(
         key_offset: Some(key.span().start),
         report_missing: main.syntax_ok,
     };
+}
+
+/// Default `[retention]`: three months of articles, a year of matched ones.
+const DEFAULT_RETENTION_ARTICLES: Duration = Duration::from_secs(90 * 86_400);
+const DEFAULT_RETENTION_MATCHED: Duration = Duration::from_secs(365 * 86_400);
+
+fn read_retention(
+    src: &SourceText<'_>,
+    retention: raw::RawRetention,
+    out: &mut RetentionSettings,
+    errors: &mut Vec<ConfigError>,
+) {
+    for (value, slot) in [
+        (retention.articles, &mut out.articles),
+        (retention.matched, &mut out.matched),
+    ] {
+        if let Some(value) = value {
+            match values::duration(value.get_ref()) {
+                Ok(d) => *slot = d,
+                Err(message) => errors.push(src.error(value.span().start, message)),
+            }
+        }
+    }
 }
 
 /// Default `[schedule] lease`: well beyond one refresh (timeouts are seconds), short next to a poll period.

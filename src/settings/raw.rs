@@ -42,6 +42,19 @@ pub(crate) struct RawSchedule {
 }
 
 #[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, expecting = "a [retention] table")]
+pub(crate) struct RawRetention {
+    pub articles: Option<Spanned<String>>,
+    pub matched: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, expecting = "a [metrics] table")]
+pub(crate) struct RawMetrics {
+    pub listen: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, expecting = "a [mail] table")]
 pub(crate) struct RawMail {
     pub transport: Option<Spanned<MailTransport>>,

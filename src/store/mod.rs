@@ -8,6 +8,7 @@
 mod digests;
 mod lease;
 mod queries;
+mod search;
 
 use std::path::Path;
 use std::str::FromStr;
@@ -23,6 +24,7 @@ pub use lease::lease_owner_name;
 pub use queries::{
     FetchLog, RefreshWrite, SourceInfo, SourceState, StoreOutcome, StoredArticle, StoredMatch,
 };
+pub use search::{Pruned, SearchHit};
 
 /// A database connection pool for either backend.
 #[derive(Clone, Debug)]
