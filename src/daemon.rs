@@ -112,6 +112,15 @@ pub async fn run(
     let mut next_retry = Utc::now();
     let mut next_prune = Utc::now();
 
+    if let Some(addr) = loaded.settings.metrics_listen {
+        let listener = crate::metrics::bind(addr).await.map_err(|e| {
+            DaemonError::Setup(format!(
+                "cannot listen on [metrics] listen = \"{addr}\": {e}; pick a free port or remove [metrics]"
+            ))
+        })?;
+        tokio::spawn(crate::metrics::serve(listener, cancel.child_token()));
+    }
+
     notify(&[sd_notify::NotifyState::Ready]);
     tracing::info!(
         sources = loaded.settings.sources.len(),
@@ -155,8 +164,11 @@ pub async fn run(
             let (ctx, task_source, cancel) =
                 (loaded.context(&db), source.clone(), cancel.child_token());
             inflight.spawn(async move {
-                if let Err(e) = pipeline::refresh(&ctx, &task_source, &cancel).await {
-                    tracing::error!(source = %task_source.id, error = %e, "could not store a refresh");
+                match pipeline::refresh(&ctx, &task_source, &cancel).await {
+                    Ok(report) => crate::metrics::record_refresh(&report),
+                    Err(e) => {
+                        tracing::error!(source = %task_source.id, error = %e, "could not store a refresh")
+                    }
                 }
                 task_source.id
             });
@@ -188,7 +200,11 @@ pub async fn run(
             match digest_run::deliver_pending(&db, &loaded.settings, &loaded.mailer, now, false)
                 .await
             {
-                Ok(_) => {}
+                Ok(deliveries) => {
+                    for d in &deliveries {
+                        crate::metrics::record_digest(d.result.is_ok());
+                    }
+                }
                 Err(e) => tracing::error!(error = %e, "could not deliver pending digests"),
             }
             next_retry = now + chrono::Duration::seconds(60);
@@ -216,6 +232,7 @@ pub async fn run(
         } else {
             None // a finishing refresh wakes the loop
         };
+        crate::metrics::set_lag(next_source.map_or(chrono::Duration::zero(), |due| now - due));
         let wake = next_source
             .iter()
             .chain(next_digest.values())

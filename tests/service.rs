@@ -172,3 +172,103 @@ async fn prune_keeps_matched_articles_longer() {
     assert_eq!(env.count("SELECT COUNT(*) FROM articles").await, 0);
     assert_eq!(env.count("SELECT COUNT(*) FROM matches").await, 0);
 }
+
+fn metric(text: &str, name: &str) -> f64 {
+    text.lines()
+        .find(|l| l.starts_with(name) && l[name.len()..].starts_with(' '))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("{name} not in metrics:\n{text}"))
+}
+
+#[tokio::test]
+async fn daemon_serves_prometheus_metrics_and_logs_json_lines() {
+    use std::time::{Duration, Instant};
+    use tokio::io::AsyncReadExt;
+
+    let env = Env::demo(OUTBOX_MAIL).await;
+    let port = free_port();
+    let config = std::fs::read_to_string(&env.config).expect("read config");
+    std::fs::write(
+        &env.config,
+        format!("{config}\n[metrics]\nlisten = \"127.0.0.1:{port}\"\n"),
+    )
+    .expect("write config");
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_marsad"))
+        .arg("--config")
+        .arg(&env.config)
+        .args(["--log-format", "json", "run"])
+        .env("MARSAD_LOG", "info")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("start daemon");
+
+    let url = format!("http://127.0.0.1:{port}/metrics");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let text = loop {
+        if let Ok(resp) = reqwest::get(&url).await {
+            let text = resp.text().await.expect("metrics body");
+            if metric(&text, "marsad_articles_stored_total") == 8.0 {
+                break text;
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no metrics with 8 articles within 30s"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(
+        metric(&text, "marsad_fetches_total{outcome=\"ok\"}"),
+        3.0,
+        "{text}"
+    );
+    assert_eq!(metric(&text, "marsad_fetch_errors_total"), 0.0);
+    assert!(
+        metric(&text, "marsad_fetched_bytes_total") > 1000.0,
+        "{text}"
+    );
+    assert!(metric(&text, "marsad_matches_total") > 0.0, "{text}");
+    assert!(text.contains("# TYPE marsad_digests_sent_total counter"));
+    metric(&text, "marsad_schedule_lag_seconds");
+
+    let pid = child.id().expect("pid");
+    std::process::Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status()
+        .expect("kill");
+    let status = tokio::time::timeout(Duration::from_secs(20), child.wait())
+        .await
+        .expect("stops on SIGTERM")
+        .expect("wait");
+    assert_eq!(status.code(), Some(0));
+    let mut log = String::new();
+    child
+        .stderr
+        .take()
+        .expect("stderr")
+        .read_to_string(&mut log)
+        .await
+        .expect("read log");
+    let lines: Vec<serde_json::Value> = log
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON: {l}: {e}")))
+        .collect();
+    assert!(lines.len() >= 2, "{log}");
+    assert!(
+        lines
+            .iter()
+            .all(|l| l["timestamp"].is_string() && l["level"].is_string())
+    );
+    let started = lines
+        .iter()
+        .find(|l| l["fields"]["message"] == "daemon started")
+        .unwrap_or_else(|| panic!("no 'daemon started' line: {log}"));
+    assert_eq!(
+        started["fields"]["sources"], 3,
+        "structured fields: {started}"
+    );
+}

@@ -418,6 +418,7 @@ impl Fetcher {
             .host_str()
             .and_then(|h| h.rsplit('.').next())
             .filter(|t| t.chars().all(|c| c.is_ascii_alphabetic()));
+        crate::metrics::add_bytes(body.len());
         let (text, encoding) = charset::decode_hinted(&body, content_type.as_deref(), tld);
         Ok(Hop::Done(FetchOutcome::Fetched(Page {
             url: final_url,
