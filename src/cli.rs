@@ -155,6 +155,10 @@ pub enum SourcesCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Append the feeds of an OPML file to sources.toml (URLs already configured are skipped).
+    Import { file: PathBuf },
+    /// Print the configured sources as OPML.
+    Export,
 }
 
 fn parse_since(s: &str) -> Result<humantime::Duration, String> {

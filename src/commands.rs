@@ -68,6 +68,12 @@ pub async fn dispatch(cli: Cli) -> Result<ExitCode> {
         Command::Sources {
             command: SourcesCommand::Test { id, json },
         } => sources_test(&config, &id, json).await,
+        Command::Sources {
+            command: SourcesCommand::Import { file },
+        } => sources_import(&config, &file),
+        Command::Sources {
+            command: SourcesCommand::Export,
+        } => sources_export(&config),
         Command::Extract { target, json } => extract(&target, json).await,
         Command::Status { json } => status(&config, json).await,
         Command::Search {
@@ -417,6 +423,64 @@ async fn search(
         writeln!(out, "no stored article contains {query:?}")?;
     }
     db.close().await;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn sources_import(config: &Path, file: &Path) -> Result<ExitCode> {
+    let settings = load(config)?;
+    let text =
+        std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
+    let outlines = marsad::opml::parse(&file.display().to_string(), &text)
+        .map_err(|e| invalid(e.to_string()))?;
+    let mut known: std::collections::HashSet<String> =
+        settings.sources.iter().map(|s| s.url.to_string()).collect();
+    let mut taken: std::collections::HashSet<String> =
+        settings.sources.iter().map(|s| s.id.clone()).collect();
+    let mut entries = String::new();
+    let (mut added, mut skipped) = (0, 0);
+    for outline in &outlines {
+        let normalized = url::Url::parse(&outline.xml_url)
+            .map(|u| u.to_string())
+            .unwrap_or_else(|_| outline.xml_url.clone());
+        if !known.insert(normalized) {
+            skipped += 1;
+            continue;
+        }
+        let id = marsad::opml::derive_id(outline.title.as_deref(), &outline.xml_url, &mut taken);
+        entries.push_str(&marsad::opml::source_entry(&id, outline));
+        tracing::info!(source = %id, url = %outline.xml_url, "imported");
+        added += 1;
+    }
+    if added > 0 {
+        let path = &settings.sources_path;
+        let before = std::fs::read_to_string(path).unwrap_or_default();
+        std::fs::write(path, format!("{before}{entries}"))
+            .with_context(|| format!("cannot write {}", path.display()))?;
+        // An imported URL the checks refuse must not leave a broken configuration behind.
+        if let Err(e) = settings::load(config) {
+            std::fs::write(path, before)
+                .with_context(|| format!("cannot restore {}", path.display()))?;
+            return Err(invalid(format!(
+                "{}: the imported sources do not pass `marsad check`, nothing was changed:\n{e}",
+                file.display()
+            )));
+        }
+    }
+    println!(
+        "imported {added} sources into {}, skipped {skipped} already configured",
+        settings.sources_path.display()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+fn sources_export(config: &Path) -> Result<ExitCode> {
+    let settings = load(config)?;
+    let sources: Vec<(String, &str, String)> = settings
+        .sources
+        .iter()
+        .map(|s| (s.name.clone(), s.kind.as_str(), s.url.to_string()))
+        .collect();
+    print!("{}", marsad::opml::render("marsad sources", &sources));
     Ok(ExitCode::SUCCESS)
 }
 

@@ -32,6 +32,7 @@ pub mod matcher;
 pub mod metrics;
 pub mod model;
 pub mod normalize;
+pub mod opml;
 pub mod pipeline;
 pub mod schedule;
 pub mod settings;

@@ -272,3 +272,59 @@ async fn daemon_serves_prometheus_metrics_and_logs_json_lines() {
         "structured fields: {started}"
     );
 }
+
+#[tokio::test]
+async fn opml_import_appends_new_feeds_and_export_round_trips() {
+    let env = Env::demo(OUTBOX_MAIL).await;
+    let base = env.server.base_url();
+    let opml = format!(
+        r#"<?xml version="1.0"?><opml version="2.0"><head><title>mine</title></head><body>
+<outline text="World">
+  <outline type="rss" text="Demo Wire again" xmlUrl="{base}/atom.xml"/>
+  <outline type="rss" text="Science &amp; Tech Daily" xmlUrl="https://science.example/feed.xml"/>
+  <outline type="rss" title="الأخبار" xmlUrl="https://akhbar.example/rss"/>
+</outline></body></opml>"#
+    );
+    let file = env.dir.path().join("subs.opml");
+    std::fs::write(&file, opml).expect("write opml");
+    let out = env
+        .marsad(&["sources", "import", file.to_str().expect("utf-8 path")])
+        .await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("imported 2 sources") && stdout(&out).contains("skipped 1"),
+        "{}",
+        stdout(&out)
+    );
+    let check = env.marsad(&["check"]).await;
+    assert!(check.status.success(), "{}", stderr(&check));
+    assert!(stdout(&check).contains("5 sources"), "{}", stdout(&check));
+
+    // Importing again adds nothing.
+    let again = env
+        .marsad(&["sources", "import", file.to_str().expect("utf-8 path")])
+        .await;
+    assert!(
+        stdout(&again).contains("imported 0 sources"),
+        "{}",
+        stdout(&again)
+    );
+
+    let export = env.marsad(&["sources", "export"]).await;
+    assert!(export.status.success(), "{}", stderr(&export));
+    let xml = stdout(&export);
+    let doc = scraper::Html::parse_document(&xml);
+    let sel = scraper::Selector::parse("outline").expect("selector");
+    let outlines: Vec<_> = doc.select(&sel).collect();
+    assert_eq!(outlines.len(), 5, "{xml}");
+    let feeds: Vec<&str> = outlines
+        .iter()
+        .filter_map(|o| o.value().attr("xmlurl"))
+        .collect();
+    assert!(feeds.contains(&"https://science.example/feed.xml"), "{xml}");
+    assert!(feeds.contains(&"https://akhbar.example/rss"), "{xml}");
+    assert!(xml.contains("Science &amp; Tech Daily"), "{xml}");
+    let sources = std::fs::read_to_string(env.dir.path().join("sources.toml")).expect("sources");
+    assert!(sources.contains("id = \"science-tech-daily\""), "{sources}");
+    assert!(sources.contains("id = \"akhbar-example-rss\""), "{sources}");
+}

@@ -69,6 +69,8 @@ pub struct Settings {
     pub watchlists: Vec<crate::matcher::WatchlistSpec>,
     pub digests: Vec<DigestConfig>,
     pub retention: RetentionSettings,
+    /// The sources file (`marsad sources import` appends to it).
+    pub sources_path: PathBuf,
     /// `[metrics] listen`: where the daemon serves Prometheus metrics; off when unset.
     pub metrics_listen: Option<std::net::SocketAddr>,
 }
@@ -218,6 +220,7 @@ pub fn load(path: &Path) -> Result<Settings, ConfigErrors> {
         return Err(ConfigErrors(errors));
     }
     Ok(Settings {
+        sources_path: main.sources.path.clone(),
         config_path: path.to_path_buf(),
         storage: main.storage,
         http: main.http,
