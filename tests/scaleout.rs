@@ -17,7 +17,7 @@ const CONCURRENCY: usize = 4;
 
 fn feed(i: usize) -> String {
     // Every other source reports on Lebanon, so the digest has items.
-    let topic = if i % 2 == 0 {
+    let topic = if i.is_multiple_of(2) {
         "لبنان"
     } else {
         "الطقس"
