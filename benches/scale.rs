@@ -156,10 +156,12 @@ impl Store {
         let admin = sqlx::PgPool::connect(&pg_admin())
             .await
             .expect("PostgreSQL reachable (MARSAD_TEST_PG)");
-        sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {name}")))
-            .execute(&admin)
-            .await
-            .expect("drop");
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "DROP DATABASE IF EXISTS {name}"
+        )))
+        .execute(&admin)
+        .await
+        .expect("drop");
         sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
             .execute(&admin)
             .await
@@ -184,15 +186,23 @@ impl Store {
         let sql = sqlx::AssertSqlSafe(sql.to_string());
         match self {
             Store::Sqlite(p) => {
-                let opts = sqlx::sqlite::SqliteConnectOptions::new().filename(p).read_only(true);
+                let opts = sqlx::sqlite::SqliteConnectOptions::new()
+                    .filename(p)
+                    .read_only(true);
                 let pool = sqlx::SqlitePool::connect_with(opts).await.expect("open");
-                let v = sqlx::query(sql).fetch_one(&pool).await.map(|r| r.get::<i64, _>(0));
+                let v = sqlx::query(sql)
+                    .fetch_one(&pool)
+                    .await
+                    .map(|r| r.get::<i64, _>(0));
                 pool.close().await;
                 v.unwrap_or(0)
             }
             Store::Pg { url, .. } => {
                 let pool = sqlx::PgPool::connect(url).await.expect("connect");
-                let v = sqlx::query(sql).fetch_one(&pool).await.map(|r| r.get::<i64, _>(0));
+                let v = sqlx::query(sql)
+                    .fetch_one(&pool)
+                    .await
+                    .map(|r| r.get::<i64, _>(0));
                 pool.close().await;
                 v.unwrap_or(0)
             }
@@ -253,12 +263,17 @@ async fn marsad_run(base: &str, n: usize, pg: bool, daemons: usize) -> Row_ {
     } else {
         let children = (0..daemons).map(|_| marsad(&config, &["run"])).collect();
         run_until(children, async || {
-            store.scalar("SELECT COUNT(DISTINCT source) FROM fetches").await >= n as i64
+            store
+                .scalar("SELECT COUNT(DISTINCT source) FROM fetches")
+                .await
+                >= n as i64
         })
         .await
     };
     let articles = store.scalar("SELECT COUNT(*) FROM articles").await;
-    let fetched = store.scalar("SELECT COUNT(DISTINCT source) FROM fetches").await;
+    let fetched = store
+        .scalar("SELECT COUNT(DISTINCT source) FROM fetches")
+        .await;
     assert_eq!(fetched, n as i64, "every source refreshed once");
     let db_mb = store.size_bytes().await as f64 / 1e6;
     store.drop_db().await;

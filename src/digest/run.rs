@@ -299,7 +299,11 @@ pub async fn deliver_pending(
             text: run.text.clone(),
             date: run.created,
         };
-        match mailer.send(&message).await {
+        let sent = mailer.send(&message).await;
+        let id = run.id;
+        // Released only after the outcome is recorded, so no other daemon can pick the run up
+        // between the send and the `sent` mark.
+        match sent {
             Ok(path) => {
                 let to = path.as_ref().map(|p| p.display().to_string());
                 db.mark_digest_sent(run.id, Utc::now(), to.as_deref())
@@ -322,6 +326,7 @@ pub async fn deliver_pending(
                 });
             }
         }
+        db.release_digest_run(id, &owner).await?;
     }
     Ok(out)
 }

@@ -166,6 +166,20 @@ impl Db {
             Ok(done.rows_affected() == 1)
         })
     }
+
+    /// Gives a digest run back after an attempt (its state or `next_attempt` now says what's next).
+    pub async fn release_digest_run(&self, id: i64, owner: &str) -> Result<(), StoreError> {
+        const SQL: &str = "UPDATE digest_runs SET lease_owner = NULL, lease_until = NULL             WHERE id = $1 AND lease_owner = $2";
+        super::with_db!(self, pool => {
+            sqlx::query(SQL)
+                .bind(id)
+                .bind(owner)
+                .execute(pool)
+                .await
+                .context("releasing a digest run")?;
+            Ok(())
+        })
+    }
 }
 
 fn json_ids(ids: &[String]) -> Result<String, StoreError> {
