@@ -96,6 +96,23 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Full-text search over stored articles (Arabic-aware: clitics, hamza, ta marbuta, diacritics).
+    Search {
+        /// Words that must all occur (in title or body).
+        query: String,
+        /// Only articles fetched within this long (default: all stored).
+        #[arg(long, value_parser = parse_since)]
+        since: Option<humantime::Duration>,
+        #[arg(long, default_value_t = 50)]
+        limit: i64,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Delete articles older than `[retention]` allows (the daemon does this daily).
+    Prune {
+        #[arg(long)]
+        json: bool,
+    },
     /// Serve the bundled demo sources on loopback, run one full cycle and write a digest.
     Demo {
         /// Where the demo's configuration, database and outbox go.
@@ -159,6 +176,10 @@ pub enum SourcesCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Append the feeds of an OPML file to sources.toml (URLs already configured are skipped).
+    Import { file: PathBuf },
+    /// Print the configured sources as OPML.
+    Export,
 }
 
 fn parse_since(s: &str) -> Result<humantime::Duration, String> {

@@ -87,8 +87,21 @@ pub async fn dispatch(cli: Cli) -> Result<ExitCode> {
         Command::Sources {
             command: SourcesCommand::Test { id, json },
         } => sources_test(&config, &id, json).await,
+        Command::Sources {
+            command: SourcesCommand::Import { file },
+        } => sources_import(&config, &file),
+        Command::Sources {
+            command: SourcesCommand::Export,
+        } => sources_export(&config),
         Command::Extract { target, json } => extract(&target, json).await,
         Command::Status { json } => status(&config, json).await,
+        Command::Search {
+            query,
+            since,
+            limit,
+            json,
+        } => search(&config, &query, since.map(Into::into), limit, json).await,
+        Command::Prune { json } => prune(&config, json).await,
         Command::Demo { dir } => demo(&dir).await,
     }
 }
@@ -445,6 +458,120 @@ async fn articles(
                 a.url
             )?;
         }
+    }
+    db.close().await;
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn search(
+    config: &Path,
+    query: &str,
+    since: Option<std::time::Duration>,
+    limit: i64,
+    as_json: bool,
+) -> Result<ExitCode> {
+    let settings = load(config)?;
+    let db = open(&settings).await?;
+    let since = match since {
+        Some(d) => Utc::now() - chrono::Duration::from_std(d).context("--since is too large")?,
+        None => DateTime::<Utc>::UNIX_EPOCH,
+    };
+    let hits = db.search(query, since, limit).await?;
+    let mut out = std::io::stdout().lock();
+    for a in &hits {
+        if as_json {
+            let line = json!({
+                "id": a.id, "source": a.source, "url": a.url, "title": a.title,
+                "published": rfc3339(a.published), "fetched": rfc3339(Some(a.fetched)),
+            });
+            writeln!(out, "{line}")?;
+        } else {
+            writeln!(
+                out,
+                "{}  {:<16} {}\n    {}",
+                a.fetched.format("%Y-%m-%d %H:%M"),
+                a.source,
+                a.title,
+                a.url
+            )?;
+        }
+    }
+    if !as_json && hits.is_empty() {
+        writeln!(out, "no stored article contains {query:?}")?;
+    }
+    db.close().await;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn sources_import(config: &Path, file: &Path) -> Result<ExitCode> {
+    let settings = load(config)?;
+    let text =
+        std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
+    let outlines = marsad::opml::parse(&file.display().to_string(), &text)
+        .map_err(|e| invalid(e.to_string()))?;
+    let mut known: std::collections::HashSet<String> =
+        settings.sources.iter().map(|s| s.url.to_string()).collect();
+    let mut taken: std::collections::HashSet<String> =
+        settings.sources.iter().map(|s| s.id.clone()).collect();
+    let mut entries = String::new();
+    let (mut added, mut skipped) = (0, 0);
+    for outline in &outlines {
+        let normalized = url::Url::parse(&outline.xml_url)
+            .map(|u| u.to_string())
+            .unwrap_or_else(|_| outline.xml_url.clone());
+        if !known.insert(normalized) {
+            skipped += 1;
+            continue;
+        }
+        let id = marsad::opml::derive_id(outline.title.as_deref(), &outline.xml_url, &mut taken);
+        entries.push_str(&marsad::opml::source_entry(&id, outline));
+        tracing::info!(source = %id, url = %outline.xml_url, "imported");
+        added += 1;
+    }
+    if added > 0 {
+        let path = &settings.sources_path;
+        let before = std::fs::read_to_string(path).unwrap_or_default();
+        std::fs::write(path, format!("{before}{entries}"))
+            .with_context(|| format!("cannot write {}", path.display()))?;
+        // An imported URL the checks refuse must not leave a broken configuration behind.
+        if let Err(e) = settings::load(config) {
+            std::fs::write(path, before)
+                .with_context(|| format!("cannot restore {}", path.display()))?;
+            return Err(invalid(format!(
+                "{}: the imported sources do not pass `marsad check`, nothing was changed:\n{e}",
+                file.display()
+            )));
+        }
+    }
+    println!(
+        "imported {added} sources into {}, skipped {skipped} already configured",
+        settings.sources_path.display()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+fn sources_export(config: &Path) -> Result<ExitCode> {
+    let settings = load(config)?;
+    let sources: Vec<(String, &str, String)> = settings
+        .sources
+        .iter()
+        .map(|s| (s.name.clone(), s.kind.as_str(), s.url.to_string()))
+        .collect();
+    print!("{}", marsad::opml::render("marsad sources", &sources));
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn prune(config: &Path, as_json: bool) -> Result<ExitCode> {
+    let settings = load(config)?;
+    let db = open(&settings).await?;
+    let pruned = daemon::prune(&db, &settings, Utc::now()).await?;
+    if as_json {
+        println!("{}", serde_json::to_string(&pruned)?);
+    } else {
+        println!(
+            "pruned {} unmatched and {} matched articles, {} fetch log entries",
+            pruned.articles, pruned.matched_articles, pruned.fetches
+        );
     }
     db.close().await;
     Ok(ExitCode::SUCCESS)
@@ -919,6 +1046,7 @@ async fn status(config: &Path, as_json: bool) -> Result<ExitCode> {
                 "last_success": rfc3339(st.last_success), "last_attempt": rfc3339(st.last_attempt),
                 "last_error": st.last_error, "consecutive_failures": st.consecutive_failures,
                 "next_run": rfc3339(next), "articles_last_day": day,
+                "leased_by": st.lease_until.filter(|t| *t > now).and(st.lease_owner.clone()),
             });
             writeln!(out, "{line}")?;
         } else {

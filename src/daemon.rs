@@ -215,11 +215,21 @@ pub async fn run(
     // The version of the files the last failed reload saw, so the watcher does not repeat a
     // failure (and its log line) for an event that changed nothing, e.g. a touch.
     let mut failed_version: Option<String> = None;
-    let mut next_source = initial_source_times(&db, &loaded.settings).await?;
+    let owner = crate::store::lease_owner_name();
     let mut next_digest = initial_digest_times(&db, &loaded.settings).await?;
     let mut inflight: JoinSet<(String, Option<DateTime<Utc>>)> = JoinSet::new();
     let mut running: HashSet<String> = HashSet::new();
     let mut next_retry = Utc::now();
+    let mut next_prune = Utc::now();
+
+    if let Some(addr) = loaded.settings.metrics_listen {
+        let listener = crate::metrics::bind(addr).await.map_err(|e| {
+            DaemonError::Setup(format!(
+                "cannot listen on [metrics] listen = \"{addr}\": {e}; pick a free port or remove [metrics]"
+            ))
+        })?;
+        tokio::spawn(crate::metrics::serve(listener, cancel.child_token()));
+    }
 
     notify(&[sd_notify::NotifyState::Ready]);
     tracing::info!(
@@ -230,26 +240,52 @@ pub async fn run(
 
     loop {
         let now = Utc::now();
-        // Sources that are due and not already being refreshed.
-        for source in &loaded.settings.sources {
-            let due = next_source.get(&source.id).is_none_or(|t| *t <= now);
-            if due && !running.contains(&source.id) {
-                running.insert(source.id.clone());
-                let (ctx, task_source, cancel) =
-                    (loaded.context(&db), source.clone(), cancel.child_token());
-                inflight.spawn(async move {
-                    // The refresh says when it is due again (later than scheduled when it backs off).
-                    let next = match pipeline::refresh(&ctx, &task_source, &cancel).await {
-                        Ok(report) => report.next_run,
-                        Err(e) => {
-                            tracing::error!(source = %task_source.id, error = %e, "could not store a refresh");
-                            None
-                        }
-                    };
-                    (task_source.id, next)
-                });
-                next_source.insert(source.id.clone(), DateTime::<Utc>::MAX_UTC);
+        // Lease due sources from the database, as many as there are free fetch slots, so several
+        // daemons sharing a database each take a share and none fetches a source another holds.
+        let free = loaded
+            .settings
+            .http
+            .concurrency
+            .max(1)
+            .saturating_sub(running.len());
+        let ids: Vec<String> = loaded
+            .settings
+            .sources
+            .iter()
+            .map(|s| s.id.clone())
+            .collect();
+        let lease = chrono::Duration::from_std(loaded.settings.schedule.lease)
+            .unwrap_or(chrono::Duration::minutes(5));
+        let leased = match db
+            .lease_due_sources(&owner, &ids, now, now + lease, free)
+            .await
+        {
+            Ok(leased) => leased,
+            Err(e) => {
+                tracing::error!(error = %e, "could not lease due sources");
+                Vec::new()
             }
+        };
+        for id in leased {
+            let Some(source) = loaded.settings.sources.iter().find(|s| s.id == id) else {
+                continue;
+            };
+            running.insert(id.clone());
+            let (ctx, task_source, cancel) =
+                (loaded.context(&db), source.clone(), cancel.child_token());
+            inflight.spawn(async move {
+                let next = match pipeline::refresh(&ctx, &task_source, &cancel).await {
+                    Ok(report) => {
+                        crate::metrics::record_refresh(&report);
+                        report.next_run
+                    }
+                    Err(e) => {
+                        tracing::error!(source = %task_source.id, error = %e, "could not store a refresh");
+                        None
+                    }
+                };
+                (task_source.id, next)
+            });
         }
         // Digests whose fire time has come: record the run, then deliver. Recording waits a
         // moment past the fire time so a refresh committing right at it is inside the period.
@@ -288,15 +324,41 @@ pub async fn run(
             match digest_run::deliver_pending(&db, &loaded.settings, &loaded.mailer, now, false)
                 .await
             {
-                Ok(_) => {}
+                Ok(deliveries) => {
+                    for d in &deliveries {
+                        crate::metrics::record_digest(d.result.is_ok());
+                    }
+                }
                 Err(e) => tracing::error!(error = %e, "could not deliver pending digests"),
             }
             next_retry = now + chrono::Duration::seconds(60);
         }
 
+        if now >= next_prune {
+            match prune(&db, &loaded.settings, now).await {
+                Ok(p) => tracing::info!(
+                    articles = p.articles,
+                    matched_articles = p.matched_articles,
+                    fetches = p.fetches,
+                    "pruned by [retention]"
+                ),
+                Err(e) => tracing::error!(error = %e, "could not prune old articles"),
+            }
+            next_prune = now + chrono::Duration::days(1);
+        }
+
         notify(&[sd_notify::NotifyState::Watchdog]);
+        let next_source = if running.len() < loaded.settings.http.concurrency.max(1) {
+            db.next_source_due(&ids, now).await.unwrap_or_else(|e| {
+                tracing::error!(error = %e, "could not read when sources are due");
+                None
+            })
+        } else {
+            None // a finishing refresh wakes the loop
+        };
+        crate::metrics::set_lag(next_source.map_or(chrono::Duration::zero(), |due| now - due));
         let wake = next_source
-            .values()
+            .iter()
             .copied()
             .chain(next_digest.values().map(|t| *t + RECORD_GRACE))
             .chain([next_retry])
@@ -337,8 +399,6 @@ pub async fn run(
                         Ok(new) => {
                             loaded = new;
                             db.sync_sources(&source_infos(&loaded.settings)).await?;
-                            let known: HashSet<&str> = loaded.settings.sources.iter().map(|s| s.id.as_str()).collect();
-                            next_source.retain(|id, _| known.contains(id.as_str()));
                             next_digest = initial_digest_times(&db, &loaded.settings).await?;
                             version = config_version(&loaded.settings);
                             failed_version = None;
@@ -368,11 +428,20 @@ pub async fn run(
             Some(done) = inflight.join_next(), if !inflight.is_empty() => {
                 if let Ok((id, reported)) = done {
                     running.remove(&id);
-                    if let Some(source) = loaded.settings.sources.iter().find(|s| s.id == id) {
-                        let next = reported
-                            .or_else(|| pipeline::next_run(&loaded.settings, source, Utc::now()))
-                            .unwrap_or(DateTime::<Utc>::MAX_UTC);
-                        next_source.insert(id, next);
+                    let now = Utc::now();
+                    // The refresh says when it is due again (later than scheduled when it backs off).
+                    let next = reported
+                        .or_else(|| {
+                            loaded
+                                .settings
+                                .sources
+                                .iter()
+                                .find(|s| s.id == id)
+                                .and_then(|source| pipeline::next_run(&loaded.settings, source, now))
+                        })
+                        .unwrap_or(DateTime::<Utc>::MAX_UTC);
+                    if let Err(e) = db.release_source(&id, &owner, now, next).await {
+                        tracing::error!(source = %id, error = %e, "could not release a source lease");
                     }
                 }
             }
@@ -386,29 +455,39 @@ pub async fn run(
         in_flight = inflight.len(),
         "shutting down; letting in-flight writes finish"
     );
-    while inflight.join_next().await.is_some() {}
+    while let Some(done) = inflight.join_next().await {
+        if let Ok((id, next)) = done {
+            // Give the source back at once so another daemon need not wait for the lease to
+            // expire; a refresh cancelled before it stored anything is due again now.
+            let now = Utc::now();
+            if let Err(e) = db
+                .release_source(&id, &owner, now, next.unwrap_or(now))
+                .await
+            {
+                tracing::warn!(source = %id, error = %e, "could not release a source lease");
+            }
+        }
+    }
     db.close().await;
     Ok(())
 }
 
-/// A source is due at its stored next run, or now if it never ran or the time has passed.
-async fn initial_source_times(
+/// Applies `[retention]`: deletes what is older than it allows.
+pub async fn prune(
     db: &Db,
     settings: &Settings,
-) -> Result<HashMap<String, DateTime<Utc>>, StoreError> {
-    let states = db.source_states().await?;
-    let now = Utc::now();
-    Ok(settings
-        .sources
-        .iter()
-        .map(|s| {
-            let stored = states
-                .iter()
-                .find(|st| st.id == s.id)
-                .and_then(|st| st.next_run);
-            (s.id.clone(), stored.unwrap_or(now))
-        })
-        .collect())
+    now: DateTime<Utc>,
+) -> Result<crate::store::Pruned, StoreError> {
+    let age = |d: Duration| chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX);
+    let articles = now
+        .checked_sub_signed(age(settings.retention.articles))
+        .unwrap_or(DateTime::<Utc>::UNIX_EPOCH)
+        .max(DateTime::<Utc>::UNIX_EPOCH);
+    let matched = now
+        .checked_sub_signed(age(settings.retention.matched))
+        .unwrap_or(DateTime::<Utc>::UNIX_EPOCH)
+        .max(DateTime::<Utc>::UNIX_EPOCH);
+    db.prune(articles, matched).await
 }
 
 /// The next fire time of each digest — or its most recent one, if a run was missed while the

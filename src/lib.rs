@@ -17,6 +17,8 @@
 //! - [`deliver`]: outbox directory or SMTP; exactly-once bookkeeping lives in `digest::run` + `store`.
 //! - [`pipeline`]: one refresh, end to end; [`daemon`]: the timers around it.
 //!
+//! - [`metrics`]: Prometheus counters and their endpoint (`[metrics] listen`).
+//!
 //! Digests read only from the store, so a crash between fetching and sending loses nothing.
 
 pub mod cli;
@@ -27,8 +29,10 @@ pub mod digest;
 pub mod extract;
 pub mod fetch;
 pub mod matcher;
+pub mod metrics;
 pub mod model;
 pub mod normalize;
+pub mod opml;
 pub mod pipeline;
 pub mod schedule;
 pub mod settings;

@@ -146,7 +146,9 @@ pub async fn refresh(
         }
     };
 
-    let next_run = next_run(&ctx.settings, source, finished);
+    // From the start, not the end: a refresh begun just before a period boundary must not make the
+    // source skip the next period.
+    let next_run = next_run(&ctx.settings, source, started);
     if !collected.skipped.is_empty() {
         ctx.db
             .record_skipped(&source.id, &collected.skipped, finished)

@@ -46,7 +46,15 @@ pub fn is_immediate(expr: &str) -> bool {
 #[derive(Debug, Clone)]
 pub struct Schedule {
     expr: String,
-    cron: Cron,
+    kind: Kind,
+}
+
+#[derive(Debug, Clone)]
+enum Kind {
+    Cron(Box<Cron>),
+    /// `@every 30s`: fixed periods aligned to the Unix epoch (so every daemon, and a test, agrees
+    /// on where a period starts), for intervals shorter than a minute or not dividing an hour.
+    Every(chrono::Duration),
 }
 
 impl Schedule {
@@ -56,6 +64,24 @@ impl Schedule {
     /// Quartz-style seconds field or a missing field.
     pub fn parse(expr: &str) -> Result<Schedule, String> {
         let trimmed = expr.trim();
+        if let Some(interval) = trimmed
+            .strip_prefix("@every ")
+            .or_else(|| trimmed.strip_prefix("@EVERY "))
+        {
+            let every = humantime::parse_duration(interval.trim())
+                .ok()
+                .and_then(|d| chrono::Duration::from_std(d).ok())
+                .filter(|d| d.num_seconds() >= 1)
+                .ok_or_else(|| {
+                    format!(
+                        "invalid interval in \"{trimmed}\"; write e.g. \"@every 30s\" or \"@every 10m\" (at least 1s)"
+                    )
+                })?;
+            return Ok(Schedule {
+                expr: trimmed.to_owned(),
+                kind: Kind::Every(every),
+            });
+        }
         let pattern = if trimmed.starts_with('@') {
             SHORTCUTS
                 .iter()
@@ -90,7 +116,7 @@ impl Schedule {
             })?;
         Ok(Schedule {
             expr: trimmed.to_owned(),
-            cron,
+            kind: Kind::Cron(Box::new(cron)),
         })
     }
 
@@ -103,8 +129,15 @@ impl Schedule {
     ///
     /// `None` when the expression never fires again (e.g. `0 0 30 2 *`).
     pub fn next_after(&self, after: DateTime<Utc>, tz: Tz) -> Option<DateTime<Utc>> {
-        self.cron
-            .find_next_occurrence(&after.with_timezone(&tz), false)
+        let cron = match &self.kind {
+            Kind::Cron(cron) => cron,
+            Kind::Every(every) => {
+                let step = every.num_milliseconds();
+                let k = after.timestamp_millis().div_euclid(step) + 1;
+                return DateTime::from_timestamp_millis(k * step);
+            }
+        };
+        cron.find_next_occurrence(&after.with_timezone(&tz), false)
             .ok()
             .map(|t| t.with_timezone(&Utc))
     }
@@ -114,8 +147,15 @@ impl Schedule {
     /// Digests use it to name their period: the run due at `at` covers the time since the
     /// previous fire time, so a daemon that was down still knows which period is owed.
     pub fn prev_at_or_before(&self, at: DateTime<Utc>, tz: Tz) -> Option<DateTime<Utc>> {
-        self.cron
-            .find_previous_occurrence(&at.with_timezone(&tz), true)
+        let cron = match &self.kind {
+            Kind::Cron(cron) => cron,
+            Kind::Every(every) => {
+                let step = every.num_milliseconds();
+                let k = at.timestamp_millis().div_euclid(step);
+                return DateTime::from_timestamp_millis(k * step);
+            }
+        };
+        cron.find_previous_occurrence(&at.with_timezone(&tz), true)
             .ok()
             .map(|t| t.with_timezone(&Utc))
     }
@@ -170,6 +210,29 @@ mod tests {
             );
             assert_eq!(got[0], utc(2025, 6, 8, 0, 0), "{expr}");
         }
+    }
+
+    #[test]
+    fn every_interval_is_aligned_to_the_epoch() {
+        let s = Schedule::parse("@every 10s").unwrap();
+        let t = Utc.with_ymd_and_hms(2025, 1, 1, 0, 0, 3).unwrap();
+        let next = s.next_after(t, Tz::UTC).unwrap();
+        assert_eq!(next, Utc.with_ymd_and_hms(2025, 1, 1, 0, 0, 10).unwrap());
+        assert_eq!(
+            s.next_after(next, Tz::UTC).unwrap(),
+            Utc.with_ymd_and_hms(2025, 1, 1, 0, 0, 20).unwrap()
+        );
+        assert_eq!(
+            s.prev_at_or_before(next, Tz::UTC),
+            Some(next),
+            "a fire time is its own previous"
+        );
+        assert_eq!(
+            s.prev_at_or_before(t, Tz::UTC),
+            Some(Utc.with_ymd_and_hms(2025, 1, 1, 0, 0, 0).unwrap())
+        );
+        assert!(Schedule::parse("@every soon").is_err());
+        assert!(Schedule::parse("@every 0s").is_err());
     }
 
     #[test]

@@ -107,9 +107,9 @@ async fn digest_to_outbox_is_written_once_per_period() {
         stdout(&second)
     );
     assert_eq!(std::fs::read_dir(env.outbox()).expect("outbox").count(), 1);
-    let db = sqlite(&env.db_path()).await;
     assert_eq!(
-        count(&db, "SELECT COUNT(*) FROM digest_runs WHERE state = 'sent'").await,
+        env.count("SELECT COUNT(*) FROM digest_runs WHERE state = 'sent'")
+            .await,
         1
     );
 }
@@ -143,13 +143,9 @@ async fn smtp_outage_keeps_the_digest_pending_and_it_is_sent_once_later() {
         "error names the server: {}",
         stdout(&down)
     );
-    let db = sqlite(&env.db_path()).await;
     assert_eq!(
-        count(
-            &db,
-            "SELECT COUNT(*) FROM digest_runs WHERE state = 'pending' AND attempts = 1"
-        )
-        .await,
+        env.count("SELECT COUNT(*) FROM digest_runs WHERE state = 'pending' AND attempts = 1")
+            .await,
         1
     );
 
@@ -160,7 +156,7 @@ async fn smtp_outage_keeps_the_digest_pending_and_it_is_sent_once_later() {
     assert_eq!(received.len(), 1);
     check_digest(&received[0]);
     assert_eq!(
-        count(&db, "SELECT COUNT(*) FROM digest_runs").await,
+        env.count("SELECT COUNT(*) FROM digest_runs").await,
         1,
         "the retry is the same run"
     );

@@ -20,8 +20,7 @@ async fn fetch_stores_every_article_once_and_a_second_run_stores_nothing() {
         stderr(&first)
     );
     // 3 listing posts + 3 RSS items (one is post 4102 again, with utm_* added) + 3 Atom entries.
-    let db = sqlite(&env.db_path()).await;
-    assert_eq!(count(&db, "SELECT COUNT(*) FROM articles").await, 8);
+    assert_eq!(env.count("SELECT COUNT(*) FROM articles").await, 8);
     assert!(
         stdout(&first).contains("8 new articles"),
         "{}",
@@ -65,7 +64,7 @@ async fn fetch_stores_every_article_once_and_a_second_run_stores_nothing() {
     let second = env.marsad(&["fetch"]).await;
     assert!(second.status.success(), "{}", stderr(&second));
     assert_eq!(
-        count(&db, "SELECT COUNT(*) FROM articles").await,
+        env.count("SELECT COUNT(*) FROM articles").await,
         8,
         "second fetch stored something"
     );
@@ -251,9 +250,8 @@ async fn a_source_that_times_out_does_not_stop_the_others() {
         "fetch took {took:?} with a 3s timeout"
     );
     assert!(stdout(&out).contains("slow"), "{}", stdout(&out));
-    let db = sqlite(&env.db_path()).await;
     assert_eq!(
-        count(&db, "SELECT COUNT(*) FROM articles").await,
+        env.count("SELECT COUNT(*) FROM articles").await,
         8,
         "healthy sources stored"
     );
@@ -281,6 +279,5 @@ async fn sources_test_shows_articles_without_storing() {
             .iter()
             .all(|i| i["url"].as_str().is_some_and(|u| u.contains("/post/")))
     );
-    let db = sqlite(&env.db_path()).await;
-    assert_eq!(count(&db, "SELECT COUNT(*) FROM articles").await, 0);
+    assert_eq!(env.count("SELECT COUNT(*) FROM articles").await, 0);
 }

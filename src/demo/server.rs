@@ -97,6 +97,8 @@ pub struct Logged {
     pub status: u16,
     pub user_agent: Option<String>,
     pub if_none_match: Option<String>,
+    /// When the request arrived (before any configured delay).
+    pub at: std::time::SystemTime,
 }
 
 #[derive(Debug, Default)]
@@ -193,6 +195,7 @@ async fn answer(
     };
     let user_agent = header("user-agent");
     let if_none_match = header("if-none-match");
+    let at = std::time::SystemTime::now();
     let (route, earlier) = state
         .lock()
         .ok()
@@ -252,6 +255,7 @@ async fn answer(
             status: response.status().as_u16(),
             user_agent,
             if_none_match,
+            at,
         });
     }
     Ok(response)

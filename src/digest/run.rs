@@ -545,8 +545,18 @@ pub async fn deliver_pending(
     now: DateTime<Utc>,
     force: bool,
 ) -> Result<Vec<Delivery>, StoreError> {
+    let owner = crate::store::lease_owner_name();
+    let lease = Duration::from_std(settings.schedule.lease).unwrap_or(Duration::minutes(5));
     let mut out = Vec::new();
     for run in db.due_digest_runs(now, force).await? {
+        // Another daemon sharing the database may be sending this very run: claim it first.
+        let claimed = db
+            .claim_digest_run(run.id, &owner, now, now + lease)
+            .await?
+            || db.take_over_digest_run(run.id, &owner, now + lease).await?;
+        if !claimed {
+            continue;
+        }
         let message = OutgoingMessage {
             message_id: run.message_id.clone(),
             from: settings.mail.from.clone(),
@@ -556,7 +566,11 @@ pub async fn deliver_pending(
             text: run.text.clone(),
             date: run.created,
         };
-        match mailer.send(&message).await {
+        let sent = mailer.send(&message).await;
+        let id = run.id;
+        // Released only after the outcome is recorded, so no other daemon can pick the run up
+        // between the send and the `sent` mark.
+        match sent {
             Ok(path) => {
                 crash_point("after_send");
                 let to = path.as_ref().map(|p| p.display().to_string());
@@ -589,6 +603,7 @@ pub async fn deliver_pending(
                 });
             }
         }
+        db.release_digest_run(id, &owner).await?;
     }
     Ok(out)
 }

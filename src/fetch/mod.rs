@@ -718,6 +718,7 @@ impl Fetcher {
             }
             body.extend_from_slice(&chunk);
         }
+        crate::metrics::add_bytes(body.len());
         Ok(Hop::Done(Some(Body {
             url: final_url,
             status: status.as_u16(),

@@ -24,7 +24,7 @@ use crate::normalize::text::{Words, tokenize_with_bytes};
 use eval::{Node, Occurrence};
 use index::{TermId, TermIndex};
 use query::QueryError;
-use term::TermPattern;
+pub(crate) use term::TermPattern;
 
 /// A watchlist as configured: its name (the file stem), title, where to look, its named term
 /// groups and its query.

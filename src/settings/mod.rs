@@ -56,6 +56,8 @@ const MAIN_KEYS: &[&str] = &[
     "sources",
     "watchlists",
     "digest",
+    "retention",
+    "metrics",
 ];
 
 /// Everything the daemon and the CLI need, validated.
@@ -73,6 +75,16 @@ pub struct Settings {
     /// daemon can watch them and version what it loaded.
     pub sources_path: PathBuf,
     pub watchlists_dir: PathBuf,
+    pub retention: RetentionSettings,
+    /// `[metrics] listen`: where the daemon serves Prometheus metrics; off when unset.
+    pub metrics_listen: Option<std::net::SocketAddr>,
+}
+
+/// `[retention]`: how long articles are kept (by fetch time); matched ones longer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetentionSettings {
+    pub articles: Duration,
+    pub matched: Duration,
 }
 
 /// Where articles and state are kept, chosen by the URL's scheme.
@@ -103,6 +115,10 @@ pub struct ScheduleSettings {
     pub timezone: chrono_tz::Tz,
     /// Poll schedule for sources without their own `poll`.
     pub poll: Schedule,
+    /// How long a daemon holds a due source (or a pending digest) before another daemon sharing
+    /// the database may take it over; longer than any one refresh, short enough to recover from a
+    /// crashed daemon within a period.
+    pub lease: Duration,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -260,6 +276,8 @@ pub fn load(path: &Path) -> Result<Settings, ConfigErrors> {
         digests,
         sources_path: main.sources.path,
         watchlists_dir: main.watchlists.path,
+        retention: main.retention,
+        metrics_listen: main.metrics_listen,
     })
 }
 
@@ -320,6 +338,8 @@ struct MainFile {
     sources: NamedPath,
     watchlists: NamedPath,
     digests: Vec<raw::RawDigest>,
+    retention: RetentionSettings,
+    metrics_listen: Option<std::net::SocketAddr>,
 }
 
 fn read_main(src: &SourceText<'_>, base: &Path, errors: &mut Vec<ConfigError>) -> MainFile {
@@ -343,6 +363,7 @@ fn read_main(src: &SourceText<'_>, base: &Path, errors: &mut Vec<ConfigError>) -
         schedule: ScheduleSettings {
             timezone: chrono_tz::UTC,
             poll: default_poll(),
+            lease: DEFAULT_LEASE,
         },
         mail: MailSettings {
             transport: MailTransport::Outbox,
@@ -365,6 +386,11 @@ fn read_main(src: &SourceText<'_>, base: &Path, errors: &mut Vec<ConfigError>) -
             report_missing: syntax_ok,
         },
         digests: Vec::new(),
+        retention: RetentionSettings {
+            articles: DEFAULT_RETENTION_ARTICLES,
+            matched: DEFAULT_RETENTION_MATCHED,
+        },
+        metrics_listen: None,
     };
 
     for (key, value) in raw::entries(&doc) {
@@ -396,6 +422,27 @@ fn read_main(src: &SourceText<'_>, base: &Path, errors: &mut Vec<ConfigError>) -
             "mail" => {
                 if let Some(mail) = raw::decode::<RawMail>(src, &value, errors) {
                     read_mail(src, base, &value, mail, &mut main.mail, errors);
+                }
+            }
+            "retention" => {
+                if let Some(retention) = raw::decode::<raw::RawRetention>(src, &value, errors) {
+                    read_retention(src, retention, &mut main.retention, errors);
+                }
+            }
+            "metrics" => {
+                if let Some(metrics) = raw::decode::<raw::RawMetrics>(src, &value, errors)
+                    && let Some(listen) = metrics.listen
+                {
+                    match listen.get_ref().parse::<std::net::SocketAddr>() {
+                        Ok(addr) => main.metrics_listen = Some(addr),
+                        Err(e) => errors.push(src.error(
+                            listen.span().start,
+                            format!(
+                                "invalid listen address \"{}\": {e}; write e.g. \"127.0.0.1:9464\"",
+                                listen.get_ref()
+                            ),
+                        )),
+                    }
                 }
             }
             "digest" => {
@@ -468,6 +515,32 @@ fn read_path_key(
         report_missing: main.syntax_ok,
     };
 }
+
+/// Default `[retention]`: three months of articles, a year of matched ones.
+const DEFAULT_RETENTION_ARTICLES: Duration = Duration::from_secs(90 * 86_400);
+const DEFAULT_RETENTION_MATCHED: Duration = Duration::from_secs(365 * 86_400);
+
+fn read_retention(
+    src: &SourceText<'_>,
+    retention: raw::RawRetention,
+    out: &mut RetentionSettings,
+    errors: &mut Vec<ConfigError>,
+) {
+    for (value, slot) in [
+        (retention.articles, &mut out.articles),
+        (retention.matched, &mut out.matched),
+    ] {
+        if let Some(value) = value {
+            match values::duration(value.get_ref()) {
+                Ok(d) => *slot = d,
+                Err(message) => errors.push(src.error(value.span().start, message)),
+            }
+        }
+    }
+}
+
+/// Default `[schedule] lease`: well beyond one refresh (timeouts are seconds), short next to a poll period.
+const DEFAULT_LEASE: Duration = Duration::from_secs(5 * 60);
 
 fn default_poll() -> Schedule {
     // A constant expression; a failure here is a bug caught by the tests of a minimal config.
@@ -553,6 +626,12 @@ fn read_schedule(
     }
     if let Some(poll) = schedule.poll.and_then(|p| parse_schedule(src, &p, errors)) {
         out.poll = poll;
+    }
+    if let Some(lease) = schedule.lease {
+        match values::duration(lease.get_ref()) {
+            Ok(d) => out.lease = d,
+            Err(message) => errors.push(src.error(lease.span().start, message)),
+        }
     }
 }
 

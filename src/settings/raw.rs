@@ -40,6 +40,20 @@ pub(crate) struct RawHttp {
 pub(crate) struct RawSchedule {
     pub timezone: Option<Spanned<String>>,
     pub poll: Option<Spanned<String>>,
+    pub lease: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, expecting = "a [retention] table")]
+pub(crate) struct RawRetention {
+    pub articles: Option<Spanned<String>>,
+    pub matched: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, expecting = "a [metrics] table")]
+pub(crate) struct RawMetrics {
+    pub listen: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -327,7 +327,7 @@ fn unknown_keys_name_the_key_and_the_expected_ones() {
         f.errors(),
         [
             "marsad.toml:2:1: unknown key `timeuot`, expected one of `user_agent`, `timeout`, `max_body`, `concurrency`, `per_host`, `max_redirects`, `min_delay`, `robots`",
-            "marsad.toml:4:2: unknown key `schedul`, expected one of `storage`, `http`, `schedule`, `mail`, `sources`, `watchlists`, `digest`",
+            "marsad.toml:4:2: unknown key `schedul`, expected one of `storage`, `http`, `schedule`, `mail`, `sources`, `watchlists`, `digest`, `retention`, `metrics`",
             "sources.toml:5:1: unknown key `fulltext`, expected one of `id`, `name`, `kind`, `url`, `language`, `poll`, `listing`, `article`, `full_text`, `max_age`, `timezone`",
             "watchlists/w.toml:5:1: unknown key `mode`, expected `query`",
         ]

@@ -6,7 +6,9 @@
 //! expands a body once per backend so each expansion type-checks against its own pool.
 
 mod digests;
+mod lease;
 mod queries;
+mod search;
 mod watchlist_state;
 
 use std::path::Path;
@@ -19,9 +21,11 @@ use sqlx::sqlite::{
 };
 
 pub use digests::{DigestRun, NewDigestRun};
+pub use lease::lease_owner_name;
 pub use queries::{
     FetchLog, RefreshWrite, SourceInfo, SourceState, StoreOutcome, StoredArticle, StoredMatch,
 };
+pub use search::{Pruned, SearchHit};
 pub use watchlist_state::DaemonState;
 
 /// A database connection pool for either backend.

@@ -32,6 +32,9 @@ pub struct SourceState {
     pub last_error: Option<String>,
     pub consecutive_failures: i64,
     pub next_run: Option<DateTime<Utc>>,
+    /// The daemon holding the source (several daemons on one database) and until when.
+    pub lease_owner: Option<String>,
+    pub lease_until: Option<DateTime<Utc>>,
 }
 
 /// The outcome of one refresh, written in one transaction with its articles and matches.
@@ -127,7 +130,7 @@ impl Db {
 
     pub async fn source_states(&self) -> Result<Vec<SourceState>, StoreError> {
         const SQL: &str = "SELECT id, name, kind, url, etag, last_modified, last_attempt, last_success, \
-            last_error, consecutive_failures, next_run FROM sources ORDER BY id";
+            last_error, consecutive_failures, next_run, lease_owner, lease_until FROM sources ORDER BY id";
         with_db!(self, pool => {
             let rows = sqlx::query(SQL).fetch_all(pool).await.context("reading sources")?;
             rows.iter()
@@ -144,6 +147,8 @@ impl Db {
                         last_error: r.try_get("last_error")?,
                         consecutive_failures: r.try_get("consecutive_failures")?,
                         next_run: r.try_get("next_run")?,
+                        lease_owner: r.try_get("lease_owner")?,
+                        lease_until: r.try_get("lease_until")?,
                     })
                 })
                 .collect::<Result<Vec<_>, sqlx::Error>>()
@@ -151,8 +156,32 @@ impl Db {
         })
     }
 
+    /// One source's state; read once per refresh, so it must not scan every source.
     pub async fn source_state(&self, id: &str) -> Result<Option<SourceState>, StoreError> {
-        Ok(self.source_states().await?.into_iter().find(|s| s.id == id))
+        const SQL: &str = "SELECT id, name, kind, url, etag, last_modified, last_attempt, last_success, \
+            last_error, consecutive_failures, next_run, lease_owner, lease_until FROM sources WHERE id = $1";
+        with_db!(self, pool => {
+            let row = sqlx::query(SQL).bind(id).fetch_optional(pool).await.context("reading a source")?;
+            row.map(|r| {
+                Ok(SourceState {
+                    id: r.try_get("id")?,
+                    name: r.try_get("name")?,
+                    kind: r.try_get("kind")?,
+                    url: r.try_get("url")?,
+                    etag: r.try_get("etag")?,
+                    last_modified: r.try_get("last_modified")?,
+                    last_attempt: r.try_get("last_attempt")?,
+                    last_success: r.try_get("last_success")?,
+                    last_error: r.try_get("last_error")?,
+                    consecutive_failures: r.try_get("consecutive_failures")?,
+                    next_run: r.try_get("next_run")?,
+                    lease_owner: r.try_get("lease_owner")?,
+                    lease_until: r.try_get("lease_until")?,
+                })
+            })
+            .transpose()
+            .context("decoding a source")
+        })
     }
 
     /// Which of these canonical URLs are already stored (so their pages need not be fetched again).

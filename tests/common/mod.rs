@@ -16,6 +16,8 @@ pub struct Env {
     pub dir: tempfile::TempDir,
     pub server: StaticServer,
     pub config: PathBuf,
+    /// The throwaway PostgreSQL database when `MARSAD_TEST_STORAGE=postgres`; dropped with the Env.
+    pub pg: Option<PgDatabase>,
 }
 
 pub const WATCHLISTS: &[(&str, &str)] = &[
@@ -93,10 +95,12 @@ impl Env {
             mail,
             "timeout = \"3s\"\nmin_delay = \"0s\"\n",
         );
+        let pg = use_storage_from_env(&config).await;
         Env {
             dir,
             server,
             config,
+            pg,
         }
     }
 
@@ -115,6 +119,50 @@ impl Env {
 
     pub fn outbox(&self) -> PathBuf {
         self.dir.path().join("var/outbox")
+    }
+
+    /// The storage URL the configuration uses (SQLite file or throwaway PostgreSQL database).
+    pub fn storage_url(&self) -> String {
+        match &self.pg {
+            Some(pg) => pg.url.clone(),
+            None => format!("sqlite://{}", self.db_path().display()),
+        }
+    }
+
+    /// Runs a `SELECT COUNT(*) ...` (or any single-integer query) against the test's database,
+    /// whichever backend it is on. Panics on errors.
+    pub async fn count(&self, sql: &str) -> i64 {
+        self.try_count(sql)
+            .await
+            .unwrap_or_else(|e| panic!("{sql}: {e}"))
+    }
+
+    /// Like `count`, but an error (no database or table yet) is returned instead of panicking.
+    pub async fn try_count(&self, sql: &str) -> Result<i64, sqlx::Error> {
+        use sqlx::Row;
+        match &self.pg {
+            Some(pg) => {
+                let pool = sqlx::PgPool::connect(&pg.url).await?;
+                let n = sqlx::query(sqlx::AssertSqlSafe(sql.to_string()))
+                    .fetch_one(&pool)
+                    .await
+                    .and_then(|r| r.try_get::<i64, _>(0));
+                pool.close().await;
+                n
+            }
+            None => {
+                if !self.db_path().exists() {
+                    return Err(sqlx::Error::RowNotFound);
+                }
+                let pool = sqlite(&self.db_path()).await;
+                let n = sqlx::query(sqlx::AssertSqlSafe(sql.to_string()))
+                    .fetch_one(&pool)
+                    .await
+                    .and_then(|r| r.try_get::<i64, _>(0));
+                pool.close().await;
+                n
+            }
+        }
     }
 
     /// Requests the server saw for a path.
@@ -280,4 +328,109 @@ pub async fn count(pool: &sqlx::SqlitePool, sql: &'static str) -> i64 {
         .await
         .expect("count query")
         .get::<i64, _>(0)
+}
+
+/// Which backend the tests run on: `MARSAD_TEST_STORAGE=postgres` or SQLite (the default).
+pub fn test_storage_is_postgres() -> bool {
+    match std::env::var("MARSAD_TEST_STORAGE").as_deref() {
+        Ok("postgres") | Ok("postgresql") | Ok("pg") => true,
+        Ok("sqlite") | Ok("") | Err(_) => false,
+        Ok(other) => panic!("MARSAD_TEST_STORAGE={other}: expected \"postgres\" or \"sqlite\""),
+    }
+}
+
+/// The server the throwaway databases are created on (`MARSAD_TEST_PG`, default the local one).
+pub fn pg_admin_url() -> String {
+    std::env::var("MARSAD_TEST_PG")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_string())
+}
+
+/// A throwaway PostgreSQL database, dropped (with FORCE) when this value is dropped.
+pub struct PgDatabase {
+    pub name: String,
+    pub url: String,
+}
+
+impl PgDatabase {
+    /// Creates `marsad_test_<unique>`. Fails the test (never skips) when PostgreSQL is unreachable.
+    pub async fn create() -> PgDatabase {
+        use std::sync::atomic::{AtomicU32, Ordering};
+        static SEQ: AtomicU32 = AtomicU32::new(0);
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.subsec_nanos())
+            .unwrap_or(0);
+        let name = format!(
+            "marsad_test_{}_{}_{}",
+            std::process::id(),
+            nanos,
+            SEQ.fetch_add(1, Ordering::Relaxed)
+        );
+        let admin = pg_admin_url();
+        let pool = sqlx::PgPool::connect(&admin).await.unwrap_or_else(|e| {
+            panic!(
+                "MARSAD_TEST_STORAGE=postgres but PostgreSQL at {admin} is unreachable: {e}; \
+                 start it (.ci/run does) or point MARSAD_TEST_PG at a server"
+            )
+        });
+        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+            .execute(&pool)
+            .await
+            .unwrap_or_else(|e| panic!("CREATE DATABASE {name}: {e}"));
+        pool.close().await;
+        let mut url = url::Url::parse(&admin).expect("MARSAD_TEST_PG is a URL");
+        url.set_path(&format!("/{name}"));
+        PgDatabase {
+            name,
+            url: url.to_string(),
+        }
+    }
+}
+
+impl Drop for PgDatabase {
+    fn drop(&mut self) {
+        // Drop runs inside the test's runtime; a fresh thread with its own runtime can block.
+        let (admin, name) = (pg_admin_url(), self.name.clone());
+        let _ = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("runtime for DROP DATABASE");
+            rt.block_on(async {
+                if let Ok(pool) = sqlx::PgPool::connect(&admin).await {
+                    let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
+                        "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+                    )))
+                    .execute(&pool)
+                    .await;
+                    pool.close().await;
+                }
+            })
+        })
+        .join();
+    }
+}
+
+/// Points the configuration at a throwaway PostgreSQL database when the tests run on PostgreSQL.
+pub async fn use_storage_from_env(config: &Path) -> Option<PgDatabase> {
+    if !test_storage_is_postgres() {
+        return None;
+    }
+    let pg = PgDatabase::create().await;
+    set_storage_url(config, &pg.url);
+    Some(pg)
+}
+
+/// Rewrites `[storage] url` in a marsad.toml written by `write_config`.
+pub fn set_storage_url(config: &Path, url: &str) {
+    let text = std::fs::read_to_string(config).expect("read marsad.toml");
+    let replaced = text.replace(
+        "url = \"sqlite://var/marsad.db\"",
+        &format!("url = \"{url}\""),
+    );
+    assert_ne!(
+        text, replaced,
+        "marsad.toml has no sqlite storage line to replace"
+    );
+    std::fs::write(config, replaced).expect("write marsad.toml");
 }

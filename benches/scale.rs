@@ -1,0 +1,364 @@
+//! Scale benchmark: one full refresh of N loopback sources (realistic feeds, some slow, some
+//! failing), on SQLite and PostgreSQL, 1 vs 3 daemons on PostgreSQL, and — in the same run, over the
+//! same feeds — a Python feedparser loop with a thread pool of the same size as marsad's
+//! concurrency. Prints a table.
+//!
+//! `cargo bench --bench scale`; `MARSAD_BENCH_MAX_N=1000` caps N for quick runs (default 10000);
+//! `MARSAD_TEST_PG` names the PostgreSQL server (default postgres://postgres@127.0.0.1:5432/test).
+//! Needs python3 with feedparser (`pip install feedparser`). Loopback only.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use marsad::demo::{Route, StaticServer};
+use sqlx::Row;
+
+const CONCURRENCY: usize = 32;
+
+fn feed(i: usize) -> String {
+    let para = "يتابع المراسلون تطورات الأوضاع في المنطقة حيث عقدت اجتماعات مطولة بين الوفود \
+        لمناقشة الملفات الاقتصادية والأمنية، وسط ترقب لنتائج المفاوضات. ";
+    let mut items = String::new();
+    for j in 0..20 {
+        items.push_str(&format!(
+            "<item><title>خبر {j} من المصدر {i}: لبنان وروسيا</title>\
+             <link>http://bench.test/{i}/{j}</link><guid>b-{i}-{j}</guid>\
+             <description>{}</description><pubDate>Tue, 24 Nov 2026 10:{:02}:00 GMT</pubDate></item>\n",
+            para.repeat(8),
+            j % 60
+        ));
+    }
+    format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<rss version=\"2.0\"><channel><title>bench {i}</title>\
+         <link>http://bench.test/{i}</link>\n{items}</channel></rss>"
+    )
+}
+
+/// Every 20th source is slow (400 ms), every 20th (offset 10) fails with 500.
+fn routes(n: usize) -> HashMap<String, Route> {
+    (0..n)
+        .map(|i| {
+            let mut route = Route::new("application/rss+xml", feed(i));
+            if i % 20 == 5 {
+                route = route.with_delay(Duration::from_millis(400));
+            }
+            if i % 20 == 15 {
+                route = route.with_status(500);
+            }
+            (format!("/f/{i}.xml"), route)
+        })
+        .collect()
+}
+
+fn write_config(dir: &Path, base: &str, n: usize, storage: &str) -> PathBuf {
+    std::fs::create_dir_all(dir.join("watchlists")).expect("mkdir");
+    std::fs::write(
+        dir.join("watchlists/lebanon.toml"),
+        "[terms]\nlebanon = [\"لبنان\", \"Lebanon\"]\n[match]\nquery = \"lebanon\"\n",
+    )
+    .expect("watchlist");
+    let mut sources = String::new();
+    for i in 0..n {
+        sources.push_str(&format!(
+            "[[source]]\nid = \"s{i}\"\nkind = \"feed\"\nurl = \"{base}/f/{i}.xml\"\n\n"
+        ));
+    }
+    std::fs::write(dir.join("sources.toml"), sources).expect("sources");
+    let config = dir.join("marsad.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "sources = \"sources.toml\"\nwatchlists = \"watchlists\"\n[storage]\nurl = \"{storage}\"\n\
+             [http]\ntimeout = \"5s\"\nconcurrency = {CONCURRENCY}\nper_host = {CONCURRENCY}\n\
+             [schedule]\npoll = \"@daily\"\n[mail]\ntransport = \"outbox\"\n"
+        ),
+    )
+    .expect("config");
+    config
+}
+
+fn vm_hwm_kb(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
+}
+
+/// Runs marsad processes until `done` says so (or they exit); returns (seconds, peak RSS of the
+/// largest process in KiB).
+async fn run_until(
+    mut children: Vec<tokio::process::Child>,
+    done: impl AsyncFn() -> bool,
+) -> (f64, u64) {
+    let start = Instant::now();
+    let mut peak = 0;
+    loop {
+        for c in &children {
+            if let Some(kb) = c.id().and_then(vm_hwm_kb) {
+                peak = peak.max(kb);
+            }
+        }
+        let mut all_exited = true;
+        for c in &mut children {
+            if c.try_wait().expect("poll").is_none() {
+                all_exited = false;
+            }
+        }
+        if all_exited || done().await {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let secs = start.elapsed().as_secs_f64();
+    for c in &mut children {
+        let _ = c.start_kill();
+        let _ = c.wait().await;
+    }
+    (secs, peak)
+}
+
+fn marsad(config: &Path, args: &[&str]) -> tokio::process::Child {
+    tokio::process::Command::new(env!("CARGO_BIN_EXE_marsad"))
+        .arg("--config")
+        .arg(config)
+        .args(args)
+        .env("MARSAD_LOG", "error")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("start marsad")
+}
+
+enum Store {
+    Sqlite(PathBuf),
+    Pg { name: String, url: String },
+}
+
+fn pg_admin() -> String {
+    std::env::var("MARSAD_TEST_PG")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_string())
+}
+
+impl Store {
+    async fn new(pg: bool, dir: &Path, tag: &str) -> Store {
+        if !pg {
+            return Store::Sqlite(dir.join("marsad.db"));
+        }
+        let name = format!("marsad_bench_{}_{tag}", std::process::id());
+        let admin = sqlx::PgPool::connect(&pg_admin())
+            .await
+            .expect("PostgreSQL reachable (MARSAD_TEST_PG)");
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "DROP DATABASE IF EXISTS {name}"
+        )))
+        .execute(&admin)
+        .await
+        .expect("drop");
+        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+            .execute(&admin)
+            .await
+            .expect("create database");
+        admin.close().await;
+        let mut url = url::Url::parse(&pg_admin()).expect("url");
+        url.set_path(&format!("/{name}"));
+        Store::Pg {
+            name,
+            url: url.to_string(),
+        }
+    }
+
+    fn url(&self) -> String {
+        match self {
+            Store::Sqlite(p) => format!("sqlite://{}", p.display()),
+            Store::Pg { url, .. } => url.clone(),
+        }
+    }
+
+    async fn scalar(&self, sql: &str) -> i64 {
+        let sql = sqlx::AssertSqlSafe(sql.to_string());
+        match self {
+            Store::Sqlite(p) => {
+                let opts = sqlx::sqlite::SqliteConnectOptions::new()
+                    .filename(p)
+                    .read_only(true);
+                let pool = sqlx::SqlitePool::connect_with(opts).await.expect("open");
+                let v = sqlx::query(sql)
+                    .fetch_one(&pool)
+                    .await
+                    .map(|r| r.get::<i64, _>(0));
+                pool.close().await;
+                v.unwrap_or(0)
+            }
+            Store::Pg { url, .. } => {
+                let pool = sqlx::PgPool::connect(url).await.expect("connect");
+                let v = sqlx::query(sql)
+                    .fetch_one(&pool)
+                    .await
+                    .map(|r| r.get::<i64, _>(0));
+                pool.close().await;
+                v.unwrap_or(0)
+            }
+        }
+    }
+
+    async fn size_bytes(&self) -> i64 {
+        match self {
+            Store::Sqlite(p) => {
+                let size = |p: PathBuf| std::fs::metadata(p).map(|m| m.len() as i64).unwrap_or(0);
+                size(p.clone()) + size(PathBuf::from(format!("{}-wal", p.display())))
+            }
+            Store::Pg { .. } => {
+                self.scalar("SELECT pg_database_size(current_database())")
+                    .await
+            }
+        }
+    }
+
+    async fn drop_db(&self) {
+        if let Store::Pg { name, .. } = self {
+            let admin = sqlx::PgPool::connect(&pg_admin()).await.expect("connect");
+            let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
+                "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+            )))
+            .execute(&admin)
+            .await;
+            admin.close().await;
+        }
+    }
+}
+
+struct Row_ {
+    what: String,
+    n: usize,
+    secs: f64,
+    articles: i64,
+    rss_kb: u64,
+    db_mb: f64,
+}
+
+async fn marsad_run(base: &str, n: usize, pg: bool, daemons: usize) -> Row_ {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Store::new(pg, dir.path(), &format!("{n}_{daemons}")).await;
+    let config = write_config(dir.path(), base, n, &store.url());
+    // Migrate once, outside the measurement.
+    let status = tokio::process::Command::new(env!("CARGO_BIN_EXE_marsad"))
+        .arg("--config")
+        .arg(&config)
+        .args(["status", "--json"])
+        .stdout(Stdio::null())
+        .status()
+        .await
+        .expect("status");
+    assert!(status.success());
+    let (secs, rss_kb) = if daemons == 0 {
+        run_until(vec![marsad(&config, &["fetch"])], async || false).await
+    } else {
+        let children = (0..daemons).map(|_| marsad(&config, &["run"])).collect();
+        run_until(children, async || {
+            store
+                .scalar("SELECT COUNT(DISTINCT source) FROM fetches")
+                .await
+                >= n as i64
+        })
+        .await
+    };
+    let articles = store.scalar("SELECT COUNT(*) FROM articles").await;
+    let fetched = store
+        .scalar("SELECT COUNT(DISTINCT source) FROM fetches")
+        .await;
+    assert_eq!(fetched, n as i64, "every source refreshed once");
+    let db_mb = store.size_bytes().await as f64 / 1e6;
+    store.drop_db().await;
+    let what = match (pg, daemons) {
+        (false, _) => "marsad fetch, SQLite".to_string(),
+        (true, 0) => "marsad fetch, PostgreSQL".to_string(),
+        (true, d) => format!("{d} × marsad run, PostgreSQL"),
+    };
+    Row_ {
+        what,
+        n,
+        secs,
+        articles,
+        rss_kb,
+        db_mb,
+    }
+}
+
+async fn feedparser_run(base: &str, n: usize) -> Row_ {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let urls = dir.path().join("urls.txt");
+    let list: String = (0..n).map(|i| format!("{base}/f/{i}.xml\n")).collect();
+    std::fs::write(&urls, list).expect("urls");
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/benches/feedparser_ref.py");
+    let out = tokio::process::Command::new("python3")
+        .arg(script)
+        .arg(&urls)
+        .arg(CONCURRENCY.to_string())
+        .output()
+        .await
+        .expect("python3 (pip install feedparser)");
+    assert!(
+        out.status.success(),
+        "feedparser reference failed (pip install feedparser): {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("reference JSON");
+    Row_ {
+        what: format!("python feedparser, {CONCURRENCY} threads"),
+        n,
+        secs: v["seconds"].as_f64().unwrap_or(f64::NAN),
+        articles: v["entries"].as_i64().unwrap_or(0),
+        rss_kb: v["peak_rss_kb"].as_u64().unwrap_or(0),
+        db_mb: 0.0,
+    }
+}
+
+fn main() {
+    let max_n: usize = std::env::var("MARSAD_BENCH_MAX_N")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(10_000);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    rt.block_on(async {
+        println!(
+            "{:<34} {:>6} {:>8} {:>10} {:>10} {:>10} {:>9} {:>8}",
+            "run", "N", "secs", "sources/s", "items", "items/s", "peak MiB", "DB MB"
+        );
+        for n in [100, 1_000, 10_000].into_iter().filter(|n| *n <= max_n) {
+            let server = StaticServer::start(routes(n)).await.expect("server");
+            let base = server.base_url();
+            let mut rows = vec![
+                feedparser_run(&base, n).await,
+                marsad_run(&base, n, false, 0).await,
+                marsad_run(&base, n, true, 0).await,
+                marsad_run(&base, n, true, 1).await,
+                marsad_run(&base, n, true, 3).await,
+            ];
+            for r in rows.drain(..) {
+                println!(
+                    "{:<34} {:>6} {:>8.2} {:>10.0} {:>10} {:>10.0} {:>9.1} {:>8.1}",
+                    r.what,
+                    r.n,
+                    r.secs,
+                    r.n as f64 / r.secs,
+                    r.articles,
+                    r.articles as f64 / r.secs,
+                    r.rss_kb as f64 / 1024.0,
+                    r.db_mb
+                );
+            }
+            server.stop();
+        }
+    });
+}

@@ -1,0 +1,276 @@
+//! Leases: how several daemons on one database share the work without doing it twice.
+//!
+//! A daemon takes a due source by writing itself into `lease_owner` with an expiry in
+//! `lease_until`, in one statement; on PostgreSQL the candidates are picked `FOR UPDATE SKIP
+//! LOCKED`, so two daemons leasing at the same instant take disjoint sets instead of queueing on
+//! the same rows. When the refresh is stored, the lease is released and `next_run` (set by the
+//! refresh) keeps the source from being due again this period. A daemon that dies keeps its leases
+//! only until they expire; then any other daemon takes the sources over. SQLite runs the same
+//! statement without `SKIP LOCKED` (a write there is serialised anyway).
+//!
+//! Pending digest runs are claimed the same way before sending, so two daemons never hand the same
+//! message to the mail server at once; the unique (digest, period_end) row already prevents two
+//! runs for one period.
+
+use chrono::{DateTime, Utc};
+use sqlx::Row;
+
+use super::{Context, Db, StoreError};
+
+const LEASE_PG: &str = "UPDATE sources SET lease_owner = $1, lease_until = $2 WHERE id IN (\
+    SELECT id FROM sources WHERE id = ANY($3) AND (next_run IS NULL OR next_run <= $4) \
+    AND (lease_until IS NULL OR lease_until <= $4) \
+    ORDER BY next_run IS NOT NULL, next_run, id LIMIT $5 FOR UPDATE SKIP LOCKED) RETURNING id";
+
+const LEASE_SQLITE: &str = "UPDATE sources SET lease_owner = $1, lease_until = $2 WHERE id IN (\
+    SELECT id FROM sources WHERE id IN (SELECT value FROM json_each($3)) \
+    AND (next_run IS NULL OR next_run <= $4) AND (lease_until IS NULL OR lease_until <= $4) \
+    ORDER BY next_run IS NOT NULL, next_run, id LIMIT $5) RETURNING id";
+
+const NEXT_DUE_PG: &str = "SELECT MIN(CASE WHEN lease_until IS NOT NULL AND lease_until > $2 \
+    THEN lease_until ELSE COALESCE(next_run, $2) END) AS due FROM sources WHERE id = ANY($1)";
+
+const NEXT_DUE_SQLITE: &str = "SELECT MIN(CASE WHEN lease_until IS NOT NULL AND lease_until > $2 \
+    THEN lease_until ELSE COALESCE(next_run, $2) END) AS due FROM sources \
+    WHERE id IN (SELECT value FROM json_each($1))";
+
+impl Db {
+    /// Leases up to `limit` of the sources `ids` that are due at `now` and not leased by a live
+    /// daemon, until `until`. Returns the ids leased, most overdue first.
+    pub async fn lease_due_sources(
+        &self,
+        owner: &str,
+        ids: &[String],
+        now: DateTime<Utc>,
+        until: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<Vec<String>, StoreError> {
+        if limit == 0 || ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let rows = match self {
+            Db::Pg(pool) => sqlx::query(LEASE_PG)
+                .bind(owner)
+                .bind(until)
+                .bind(ids)
+                .bind(now)
+                .bind(limit as i64)
+                .fetch_all(pool)
+                .await
+                .context("leasing due sources")?
+                .iter()
+                .map(|r| r.try_get::<String, _>("id"))
+                .collect::<Result<Vec<_>, _>>(),
+            Db::Sqlite(pool) => sqlx::query(LEASE_SQLITE)
+                .bind(owner)
+                .bind(until)
+                .bind(json_ids(ids)?)
+                .bind(now)
+                .bind(limit as i64)
+                .fetch_all(pool)
+                .await
+                .context("leasing due sources")?
+                .iter()
+                .map(|r| r.try_get::<String, _>("id"))
+                .collect::<Result<Vec<_>, _>>(),
+        };
+        rows.context("decoding leased sources")
+    }
+
+    /// When the earliest of `ids` becomes due (or its lease expires); `None` without sources.
+    pub async fn next_source_due(
+        &self,
+        ids: &[String],
+        now: DateTime<Utc>,
+    ) -> Result<Option<DateTime<Utc>>, StoreError> {
+        if ids.is_empty() {
+            return Ok(None);
+        }
+        match self {
+            Db::Pg(pool) => sqlx::query(NEXT_DUE_PG)
+                .bind(ids)
+                .bind(now)
+                .fetch_one(pool)
+                .await
+                .context("reading the next due source")?
+                .try_get::<Option<DateTime<Utc>>, _>("due")
+                .context("decoding the next due source"),
+            Db::Sqlite(pool) => {
+                // SQLite's MIN over a CASE yields text; read it as text and parse.
+                let due: Option<String> = sqlx::query(NEXT_DUE_SQLITE)
+                    .bind(json_ids(ids)?)
+                    .bind(now)
+                    .fetch_one(pool)
+                    .await
+                    .context("reading the next due source")?
+                    .try_get("due")
+                    .context("decoding the next due source")?;
+                due.map(|t| {
+                    DateTime::parse_from_rfc3339(&t)
+                        .map(|t| t.with_timezone(&Utc))
+                        .map_err(|e| StoreError::Corrupt {
+                            context: "next due source",
+                            message: format!("{t}: {e}"),
+                        })
+                })
+                .transpose()
+            }
+        }
+    }
+
+    /// Gives a source back after its refresh. If the refresh could not store its own `next_run`
+    /// (a database error), `next_run` becomes `fallback_next` so the source is not retried at once.
+    pub async fn release_source(
+        &self,
+        id: &str,
+        owner: &str,
+        now: DateTime<Utc>,
+        fallback_next: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        const SQL: &str = "UPDATE sources SET lease_owner = NULL, lease_until = NULL, \
+            next_run = CASE WHEN next_run IS NULL OR next_run <= $3 THEN $4 ELSE next_run END \
+            WHERE id = $1 AND lease_owner = $2";
+        super::with_db!(self, pool => {
+            sqlx::query(SQL)
+                .bind(id)
+                .bind(owner)
+                .bind(now)
+                .bind(fallback_next)
+                .execute(pool)
+                .await
+                .context("releasing a source lease")?;
+            Ok(())
+        })
+    }
+
+    /// Claims a pending digest run for sending until `until`; false when another daemon holds it
+    /// or it was sent meanwhile.
+    pub async fn claim_digest_run(
+        &self,
+        id: i64,
+        owner: &str,
+        now: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        const SQL: &str = "UPDATE digest_runs SET lease_owner = $2, lease_until = $3 \
+            WHERE id = $1 AND state IN ('pending', 'failed') AND (lease_until IS NULL OR lease_until <= $4 OR lease_owner = $2)";
+        super::with_db!(self, pool => {
+            let done = sqlx::query(SQL)
+                .bind(id)
+                .bind(owner)
+                .bind(until)
+                .bind(now)
+                .execute(pool)
+                .await
+                .context("claiming a digest run")?;
+            Ok(done.rows_affected() == 1)
+        })
+    }
+
+    /// Takes a digest run over from a lease holder that is known to be dead (see
+    /// [`lease_holder_is_dead`]), so a restart right after a crash need not wait for the lease to
+    /// expire. Returns false when the run is no longer held by `dead`.
+    pub async fn take_over_digest_run(
+        &self,
+        id: i64,
+        owner: &str,
+        until: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        const HOLDER: &str =
+            "SELECT lease_owner FROM digest_runs WHERE id = $1 AND state IN ('pending', 'failed')";
+        const SQL: &str = "UPDATE digest_runs SET lease_owner = $2, lease_until = $3 \
+            WHERE id = $1 AND state IN ('pending', 'failed') AND lease_owner = $4";
+        super::with_db!(self, pool => {
+            let holder: Option<String> = sqlx::query(HOLDER)
+                .bind(id)
+                .fetch_optional(pool)
+                .await
+                .context("reading a digest run's lease")?
+                .and_then(|r| sqlx::Row::try_get::<Option<String>, _>(&r, "lease_owner").ok().flatten());
+            let Some(dead) = holder.filter(|h| lease_holder_is_dead(h)) else {
+                return Ok(false);
+            };
+            let done = sqlx::query(SQL)
+                .bind(id)
+                .bind(owner)
+                .bind(until)
+                .bind(&dead)
+                .execute(pool)
+                .await
+                .context("taking over a digest run")?;
+            Ok(done.rows_affected() == 1)
+        })
+    }
+
+    /// Gives a digest run back after an attempt (its state or `next_attempt` now says what's next).
+    pub async fn release_digest_run(&self, id: i64, owner: &str) -> Result<(), StoreError> {
+        const SQL: &str = "UPDATE digest_runs SET lease_owner = NULL, lease_until = NULL             WHERE id = $1 AND lease_owner = $2";
+        super::with_db!(self, pool => {
+            sqlx::query(SQL)
+                .bind(id)
+                .bind(owner)
+                .execute(pool)
+                .await
+                .context("releasing a digest run")?;
+            Ok(())
+        })
+    }
+}
+
+fn json_ids(ids: &[String]) -> Result<String, StoreError> {
+    serde_json::to_string(ids).map_err(|e| StoreError::Corrupt {
+        context: "encoding source ids",
+        message: e.to_string(),
+    })
+}
+
+/// A name for this process in lease columns: host, pid and start time, unique across restarts.
+pub fn lease_owner_name() -> String {
+    static NAME: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    NAME.get_or_init(|| {
+        let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .map(|h| h.trim().to_string())
+            .unwrap_or_else(|_| "localhost".to_string());
+        let started = Utc::now().timestamp_micros();
+        format!("{host}:{}:{started}", std::process::id())
+    })
+    .clone()
+}
+
+/// Whether a lease holder named by [`lease_owner_name`] is a process of this host that no longer
+/// runs. Only a certain death counts: another host's process, or a live pid, is never presumed dead.
+pub fn lease_holder_is_dead(holder: &str) -> bool {
+    let mut parts = holder.rsplitn(3, ':');
+    let (Some(_started), Some(pid), Some(host)) = (parts.next(), parts.next(), parts.next()) else {
+        return false;
+    };
+    let this_host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_else(|_| "localhost".to_string());
+    host == this_host
+        && pid.parse::<u32>().is_ok_and(|pid| {
+            pid != std::process::id() && !std::path::Path::new(&format!("/proc/{pid}")).exists()
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_vanished_process_of_this_host_is_presumed_dead() {
+        assert!(
+            !lease_holder_is_dead(&lease_owner_name()),
+            "this process is alive"
+        );
+        let host = lease_owner_name()
+            .rsplitn(3, ':')
+            .nth(2)
+            .unwrap_or_default()
+            .to_string();
+        // PIDs are below 2^22 on Linux: this one cannot exist.
+        assert!(lease_holder_is_dead(&format!("{host}:99999999:1")));
+        assert!(!lease_holder_is_dead("some-other-host:99999999:1"));
+        assert!(!lease_holder_is_dead("garbage"));
+    }
+}

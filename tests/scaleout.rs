@@ -1,0 +1,265 @@
+//! Several `marsad run` on one database share the sources: each source is fetched once per period
+//! (per the server's request log), a killed daemon's sources are taken over when its leases
+//! expire, and each digest arrives once. Runs on the suite's backend (SQLite or PostgreSQL).
+
+mod common;
+
+use std::collections::{HashMap, HashSet};
+use std::process::Stdio;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use common::*;
+use marsad::demo::Route;
+
+const SOURCES: usize = 200;
+const PERIOD_SECS: u64 = 10;
+const CONCURRENCY: usize = 4;
+
+fn feed(i: usize) -> String {
+    // Every other source reports on Lebanon, so the digest has items.
+    let topic = if i.is_multiple_of(2) {
+        "لبنان"
+    } else {
+        "الطقس"
+    };
+    format!(
+        r#"<?xml version="1.0" encoding="UTF-8"?>
+<rss version="2.0"><channel><title>feed {i}</title><link>http://example.test/{i}</link>
+<item><title>خبر رقم {i} عن {topic}</title><link>http://example.test/{i}/story</link>
+<guid>story-{i}</guid><description>نص الخبر {i} حول {topic} وأكثر.</description>
+<pubDate>Tue, 24 Nov 2026 10:00:00 GMT</pubDate></item></channel></rss>"#
+    )
+}
+
+fn period_of(t: SystemTime) -> u64 {
+    t.duration_since(UNIX_EPOCH).expect("clock").as_secs() / PERIOD_SECS
+}
+
+fn now_in_period() -> Duration {
+    let now = SystemTime::now().duration_since(UNIX_EPOCH).expect("clock");
+    Duration::from_millis((now.as_millis() % (PERIOD_SECS as u128 * 1000)) as u64)
+}
+
+/// Sleeps until `offset` into the next period; returns that period.
+async fn sleep_until_next_period(offset: Duration) -> u64 {
+    let into = now_in_period();
+    tokio::time::sleep(Duration::from_secs(PERIOD_SECS) - into + offset).await;
+    period_of(SystemTime::now())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_daemons_fetch_each_source_once_per_period_and_survive_a_killed_one() {
+    let smtp = SmtpServer::start();
+    let mut routes = HashMap::new();
+    for i in 0..SOURCES {
+        routes.insert(
+            format!("/feed/{i}.xml"),
+            Route::new("application/rss+xml", feed(i)).with_delay(Duration::from_millis(150)),
+        );
+    }
+    let mail = format!(
+        "[mail]\ntransport = \"smtp\"\nurl = \"smtp://127.0.0.1:{}\"\nfrom = \"marsad <marsad@test.localhost>\"\n",
+        smtp.port
+    );
+    let env = Env::new(
+        routes,
+        |base| {
+            (0..SOURCES)
+                .map(|i| {
+                    format!("[[source]]\nid = \"s{i}\"\nkind = \"feed\"\nurl = \"{base}/feed/{i}.xml\"\n\n")
+                })
+                .collect()
+        },
+        &mail,
+    )
+    .await;
+    // Three configurations on the same database, told apart by their User-Agent.
+    let base = std::fs::read_to_string(&env.config).expect("read marsad.toml");
+    let base = base
+        .replace(
+            "timeout = \"3s\"\n",
+            &format!("timeout = \"3s\"\nconcurrency = {CONCURRENCY}\n"),
+        )
+        .replace(
+            "[schedule]\n",
+            &format!("[schedule]\npoll = \"@every {PERIOD_SECS}s\"\nlease = \"3s\"\n"),
+        )
+        .replace(
+            "schedule = \"0 7 * * *\"",
+            &format!("schedule = \"@every {PERIOD_SECS}s\""),
+        );
+    let configs: Vec<_> = (0..3)
+        .map(|d| {
+            let path = env.dir.path().join(format!("marsad-{d}.toml"));
+            let text = base.replace("marsad-test/1", &format!("marsad-test/d{d}"));
+            assert_ne!(text, base, "user agent not found in marsad.toml");
+            std::fs::write(&path, text).expect("write config");
+            path
+        })
+        .collect();
+    // Create and migrate the database once, before three processes race to do it.
+    let status = run_marsad(&configs[0], &["status"]).await;
+    assert!(status.status.success(), "{}", stderr(&status));
+
+    // Start just after a period boundary, so the first (partial) period holds the initial run.
+    let first = sleep_until_next_period(Duration::from_millis(300)).await;
+    let mut daemons: Vec<_> = configs
+        .iter()
+        .map(|config| {
+            tokio::process::Command::new(env!("CARGO_BIN_EXE_marsad"))
+                .arg("--config")
+                .arg(config)
+                .arg("run")
+                .env("MARSAD_LOG", "warn")
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .kill_on_drop(true)
+                .spawn()
+                .expect("start daemon")
+        })
+        .collect();
+
+    // Two periods later, kill daemon 0 mid-run (SIGKILL: no chance to give its leases back).
+    let _ = sleep_until_next_period(Duration::ZERO).await;
+    let kill_period = sleep_until_next_period(Duration::from_millis(800)).await;
+    daemons[0].start_kill().expect("SIGKILL daemon 0");
+    let killed_at = SystemTime::now();
+    daemons[0].wait().await.expect("reap daemon 0");
+
+    // Two more full periods for the survivors.
+    let last = kill_period + 2;
+    let _ = sleep_until_next_period(Duration::ZERO).await;
+    let _ = sleep_until_next_period(Duration::ZERO).await;
+    let _ = sleep_until_next_period(Duration::from_millis(500)).await;
+    for d in &daemons[1..] {
+        let pid = d.id().expect("pid");
+        let _ = std::process::Command::new("kill")
+            .args(["-TERM", &pid.to_string()])
+            .status();
+    }
+    for d in &mut daemons[1..] {
+        let status = tokio::time::timeout(Duration::from_secs(20), d.wait())
+            .await
+            .expect("daemon stops on SIGTERM")
+            .expect("wait daemon");
+        assert_eq!(status.code(), Some(0));
+    }
+
+    // Requests per (source, period), and who made them.
+    let mut per: HashMap<(String, u64), Vec<String>> = HashMap::new();
+    for hit in env.server.log() {
+        let agent = hit.user_agent.clone().unwrap_or_default();
+        per.entry((hit.path.clone(), period_of(hit.at)))
+            .or_default()
+            .push(agent);
+    }
+    let killed_in_flight: Vec<_> = env
+        .server
+        .log()
+        .into_iter()
+        .filter(|h| {
+            h.user_agent.as_deref() == Some("marsad-test/d0")
+                && period_of(h.at) == kill_period
+                && h.at <= killed_at
+        })
+        .collect();
+    assert!(
+        !killed_in_flight.is_empty(),
+        "daemon 0 was not working when it was killed; the test proves nothing"
+    );
+    let mut doubled = Vec::new();
+    for period in first..=last {
+        let mut agents_seen = HashSet::new();
+        for i in 0..SOURCES {
+            let path = format!("/feed/{i}.xml");
+            let agents = per
+                .get(&(path.clone(), period))
+                .cloned()
+                .unwrap_or_default();
+            assert!(
+                !agents.is_empty(),
+                "{path} was not fetched in period {} (kill in {})",
+                period - first,
+                kill_period - first
+            );
+            agents_seen.extend(agents.iter().cloned());
+            if agents.len() > 1 {
+                // Only a request daemon 0 had in flight when it died may be repeated, once.
+                assert!(
+                    period == kill_period
+                        && agents.len() == 2
+                        && agents.iter().any(|a| a == "marsad-test/d0"),
+                    "{path} fetched {} times in period {}: {agents:?}",
+                    agents.len(),
+                    period - first
+                );
+                doubled.push(path);
+            }
+        }
+        if period < kill_period {
+            assert_eq!(
+                agents_seen.len(),
+                3,
+                "all three daemons share the work in period {}: {agents_seen:?}",
+                period - first
+            );
+        }
+    }
+    assert!(
+        doubled.len() <= CONCURRENCY,
+        "more sources repeated ({doubled:?}) than daemon 0 could have had in flight"
+    );
+
+    // Stored: one fetch log entry per source and period, every article once.
+    assert_eq!(
+        env.count("SELECT COUNT(DISTINCT source) FROM fetches")
+            .await,
+        SOURCES as i64
+    );
+    assert_eq!(
+        env.count("SELECT COUNT(*) FROM articles").await,
+        SOURCES as i64
+    );
+    let at = |period: u64| {
+        chrono::DateTime::from_timestamp((period * PERIOD_SECS) as i64, 0)
+            .expect("period start")
+            .to_rfc3339_opts(chrono::SecondsFormat::Secs, false)
+    };
+    for period in first..=last {
+        let (from, to) = (at(period), at(period + 1));
+        let sql = |what: &str| {
+            format!("SELECT {what} FROM fetches WHERE started >= '{from}' AND started < '{to}'")
+        };
+        assert_eq!(
+            (
+                env.count(&sql("COUNT(*)")).await,
+                env.count(&sql("COUNT(DISTINCT source)")).await
+            ),
+            (SOURCES as i64, SOURCES as i64),
+            "stored fetches in period {} (kill in {})",
+            period - first,
+            kill_period - first
+        );
+    }
+
+    // Each digest arrived once: as many messages as sent runs, no Message-ID twice.
+    let messages = smtp.messages();
+    let ids: Vec<String> = messages
+        .iter()
+        .map(|m| {
+            let text = String::from_utf8_lossy(m);
+            text.lines()
+                .find(|l| l.to_ascii_lowercase().starts_with("message-id:"))
+                .map(|l| l[11..].trim().to_string())
+                .expect("Message-ID header")
+        })
+        .collect();
+    let unique: HashSet<_> = ids.iter().collect();
+    assert_eq!(unique.len(), ids.len(), "a digest arrived twice: {ids:?}");
+    let sent = env
+        .count("SELECT COUNT(*) FROM digest_runs WHERE state = 'sent'")
+        .await;
+    assert!(sent >= 1, "no digest was sent");
+    assert_eq!(ids.len() as i64, sent, "messages received vs runs sent");
+}
