@@ -1,0 +1,138 @@
+//! MinHash signatures of shingle sets, their LSH band keys and the overlap estimate.
+
+/// Hash functions per signature. 64 keeps a signature at 256 bytes and the estimate's standard
+/// error near 0.06 around the threshold, enough on the fixtures.
+pub const K: usize = 64;
+/// Rows per LSH band: two rows catch pairs whose Jaccard similarity is as low as ~0.25 (a short
+/// version of a long story) with high probability, while unrelated articles rarely share a band.
+pub const ROWS: usize = 2;
+pub const BANDS: usize = K / ROWS;
+
+/// A MinHash signature plus the size of the shingle set it summarises (needed to turn the
+/// Jaccard estimate into an overlap estimate).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Signature {
+    pub mins: [u32; K],
+    pub shingles: u32,
+}
+
+/// The `K` hash functions: h_i(x) = high 32 bits of (a_i·x + b_i) mod 2^64 with odd a_i,
+/// derived from fixed seeds so stored signatures stay comparable across runs.
+fn coefficients() -> &'static ([u64; K], [u64; K]) {
+    static COEFFS: std::sync::OnceLock<([u64; K], [u64; K])> = std::sync::OnceLock::new();
+    COEFFS.get_or_init(|| {
+        let mut a = [0u64; K];
+        let mut b = [0u64; K];
+        for i in 0..K {
+            a[i] = super::mix(0x5851_f42d_4c95_7f2d ^ (i as u64)) | 1;
+            b[i] = super::mix(0x1405_7b7e_f767_814f ^ ((i as u64) << 32));
+        }
+        (a, b)
+    })
+}
+
+impl Signature {
+    /// The signature of a set of (distinct) shingle hashes.
+    pub fn of(shingles: &[u64]) -> Signature {
+        let (a, b) = coefficients();
+        let mut mins = [u32::MAX; K];
+        for &x in shingles {
+            for i in 0..K {
+                let h = (a[i].wrapping_mul(x).wrapping_add(b[i]) >> 32) as u32;
+                mins[i] = mins[i].min(h);
+            }
+        }
+        Signature {
+            mins,
+            shingles: u32::try_from(shingles.len()).unwrap_or(u32::MAX),
+        }
+    }
+
+    /// Estimated Jaccard similarity: the share of equal minima.
+    pub fn jaccard(&self, other: &Signature) -> f64 {
+        if self.shingles == 0 || other.shingles == 0 {
+            return 0.0;
+        }
+        let equal = self
+            .mins
+            .iter()
+            .zip(&other.mins)
+            .filter(|(x, y)| x == y)
+            .count();
+        equal as f64 / K as f64
+    }
+
+    /// Estimated overlap coefficient |A∩B| / min(|A|,|B|), from the Jaccard estimate J and the
+    /// set sizes: |A∩B| = J·(|A|+|B|)/(1+J). Capped at 1.
+    pub fn similarity(&self, other: &Signature) -> f64 {
+        let j = self.jaccard(other);
+        let (a, b) = (f64::from(self.shingles), f64::from(other.shingles));
+        let smaller = a.min(b);
+        if smaller == 0.0 {
+            return 0.0;
+        }
+        (j * (a + b) / (1.0 + j) / smaller).min(1.0)
+    }
+
+    /// One key per LSH band; two signatures sharing a key are candidates. Keys are stored as
+    /// BIGINT, so they are kept within i64.
+    pub fn band_keys(&self) -> [u64; BANDS] {
+        let mut keys = [0u64; BANDS];
+        for (band, key) in keys.iter_mut().enumerate() {
+            let mut h = super::mix(band as u64 + 1);
+            for &m in &self.mins[band * ROWS..(band + 1) * ROWS] {
+                h = super::mix(h ^ u64::from(m));
+            }
+            *key = h >> 1;
+        }
+        keys
+    }
+
+    /// Little-endian bytes: the shingle count, then the minima.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(4 + 4 * K);
+        out.extend_from_slice(&self.shingles.to_le_bytes());
+        for m in &self.mins {
+            out.extend_from_slice(&m.to_le_bytes());
+        }
+        out
+    }
+
+    /// The inverse of [`Signature::to_bytes`]; `None` for a blob of the wrong length.
+    pub fn from_bytes(bytes: &[u8]) -> Option<Signature> {
+        if bytes.len() != 4 + 4 * K {
+            return None;
+        }
+        let word = |i: usize| u32::from_le_bytes([bytes[i], bytes[i + 1], bytes[i + 2], bytes[i + 3]]);
+        let mut mins = [0u32; K];
+        for (i, m) in mins.iter_mut().enumerate() {
+            *m = word(4 + 4 * i);
+        }
+        Some(Signature {
+            mins,
+            shingles: word(0),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bytes_round_trip() {
+        let sig = Signature::of(&[1, 2, 3, 99]);
+        assert_eq!(Signature::from_bytes(&sig.to_bytes()), Some(sig));
+        assert_eq!(Signature::from_bytes(&[0; 7]), None);
+    }
+
+    #[test]
+    fn overlap_of_a_subset_is_high_and_of_disjoint_sets_low() {
+        let long: Vec<u64> = (0..400).map(|i| super::super::mix(i)).collect();
+        let short = &long[..100];
+        let other: Vec<u64> = (1000..1400).map(|i| super::super::mix(i)).collect();
+        let l = Signature::of(&long);
+        assert!(l.similarity(&Signature::of(short)) > 0.8);
+        assert!(l.similarity(&Signature::of(&other)) < 0.1);
+    }
+}
