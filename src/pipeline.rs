@@ -151,7 +151,7 @@ pub async fn refresh(
     };
     let stored = ctx
         .db
-        .commit_refresh(RefreshWrite {
+        .commit_refresh_with(RefreshWrite {
             source: source.id.clone(),
             started,
             finished,
@@ -163,7 +163,7 @@ pub async fn refresh(
             articles,
             seen_urls: collected.seen_urls,
             next_run,
-        })
+        }, &ctx.settings.stories)
         .await?;
     tracing::info!(
         source = %source.id,
@@ -273,12 +273,15 @@ pub async fn collect(
                 let known_urls = ctx.db.known_urls(&urls).await?;
                 let (known, fresh): (Vec<FeedItem>, Vec<FeedItem>) =
                     wanted.into_iter().partition(|i| {
-                        let guid_known = i.guid.as_ref().is_some_and(|g| known_guids.contains(g));
+                        // Skip an item only when every identifier it has is known: a known
+                        // GUID at a new URL (or a known URL under a new GUID) goes to the store,
+                        // which finds the article and records the new identifier.
+                        let guid_known = i.guid.as_ref().is_none_or(|g| known_guids.contains(g));
                         let url_known = i
                             .url
                             .as_ref()
-                            .is_some_and(|u| known_urls.contains(&canonical(u)));
-                        guid_known || url_known
+                            .is_none_or(|u| known_urls.contains(&canonical(u)));
+                        guid_known && url_known
                     });
                 collected.seen_urls = known
                     .iter()

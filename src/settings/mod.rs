@@ -24,7 +24,7 @@ use toml::Spanned;
 
 use error::SourceText;
 pub use error::{ConfigError, ConfigErrors};
-use raw::{Key, RawHttp, RawMail, RawSchedule, RawStorage, Value};
+use raw::{Key, RawHttp, RawMail, RawSchedule, RawStorage, RawStories, Value};
 use toml::de::{DeTable, DeValue};
 pub use watchlists::load_file as load_watchlist;
 
@@ -53,6 +53,7 @@ const MAIN_KEYS: &[&str] = &[
     "sources",
     "watchlists",
     "digest",
+    "stories",
 ];
 
 /// Everything the daemon and the CLI need, validated.
@@ -66,6 +67,8 @@ pub struct Settings {
     pub sources: Vec<SourceConfig>,
     pub watchlists: Vec<crate::matcher::WatchlistSpec>,
     pub digests: Vec<DigestConfig>,
+    /// `[stories]`: how near-duplicates are grouped.
+    pub stories: crate::dedupe::StoryParams,
 }
 
 /// Where articles and state are kept, chosen by the URL's scheme.
@@ -210,6 +213,7 @@ pub fn load(path: &Path) -> Result<Settings, ConfigErrors> {
         sources,
         watchlists: watchlists.specs,
         digests,
+        stories: main.stories,
     })
 }
 
@@ -247,6 +251,7 @@ struct MainFile {
     sources: NamedPath,
     watchlists: NamedPath,
     digests: Vec<raw::RawDigest>,
+    stories: crate::dedupe::StoryParams,
 }
 
 fn read_main(src: &SourceText<'_>, base: &Path, errors: &mut Vec<ConfigError>) -> MainFile {
@@ -289,6 +294,7 @@ fn read_main(src: &SourceText<'_>, base: &Path, errors: &mut Vec<ConfigError>) -
             report_missing: syntax_ok,
         },
         digests: Vec::new(),
+        stories: crate::dedupe::StoryParams::default(),
     };
 
     for (key, value) in raw::entries(&doc) {
@@ -320,6 +326,11 @@ fn read_main(src: &SourceText<'_>, base: &Path, errors: &mut Vec<ConfigError>) -
             "mail" => {
                 if let Some(mail) = raw::decode::<RawMail>(src, &value, errors) {
                     read_mail(src, base, &value, mail, &mut main.mail, errors);
+                }
+            }
+            "stories" => {
+                if let Some(stories) = raw::decode::<RawStories>(src, &value, errors) {
+                    read_stories(src, stories, &mut main.stories, errors);
                 }
             }
             "digest" => {
@@ -533,6 +544,35 @@ fn read_mail(
             ));
         } else {
             out.password_env = Some(env.into_inner());
+        }
+    }
+}
+
+fn read_stories(
+    src: &SourceText<'_>,
+    stories: RawStories,
+    out: &mut crate::dedupe::StoryParams,
+    errors: &mut Vec<ConfigError>,
+) {
+    if let Some(window) = stories.window {
+        match values::duration(window.get_ref()) {
+            Ok(d) => out.window = d,
+            Err(message) => errors.push(src.error(window.span().start, message)),
+        }
+    }
+    if let Some(threshold) = stories.threshold {
+        let t = *threshold.get_ref();
+        if t > 0.0 && t <= 1.0 {
+            out.threshold = t;
+        } else {
+            errors.push(src.error(
+                threshold.span().start,
+                format!(
+                    "threshold {t} must be above 0 and at most 1 (the share of word pairs two \
+                     articles have in common); the default is {}",
+                    crate::dedupe::DEFAULT_THRESHOLD
+                ),
+            ));
         }
     }
 }

@@ -7,6 +7,7 @@
 
 mod digests;
 mod queries;
+mod stories;
 
 use std::path::Path;
 use std::str::FromStr;
@@ -18,6 +19,7 @@ use sqlx::sqlite::{
 };
 
 pub use digests::{DigestRun, NewDigestRun};
+pub use stories::{Story, StoryMember};
 pub use queries::{
     FetchLog, RefreshWrite, SourceInfo, SourceState, StoreOutcome, StoredArticle, StoredMatch,
 };
