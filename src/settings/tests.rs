@@ -776,7 +776,7 @@ fn bad_stories_settings_are_reported_at_their_values() {
     let errors = f.errors();
     assert_eq!(errors.len(), 1, "{errors:?}");
     assert!(
-        errors[0].starts_with("marsad.toml:4:1: unknown field `method`"),
+        errors[0] == "marsad.toml:4:1: unknown key `method`, expected `window` or `threshold`",
         "{errors:?}"
     );
     f.write("marsad.toml", "[stories]\nwindow = \"three days\"\nthreshold = 1.5\n");
