@@ -18,30 +18,32 @@ pub struct Signature {
     pub shingles: u32,
 }
 
-/// The `K` hash functions: h_i(x) = high 32 bits of (a_i·x + b_i) mod 2^64 with odd a_i,
-/// derived from fixed seeds so stored signatures stay comparable across runs.
-fn coefficients() -> &'static ([u64; K], [u64; K]) {
-    static COEFFS: std::sync::OnceLock<([u64; K], [u64; K])> = std::sync::OnceLock::new();
-    COEFFS.get_or_init(|| {
-        let mut a = [0u64; K];
-        let mut b = [0u64; K];
-        for i in 0..K {
-            a[i] = super::mix(0x5851_f42d_4c95_7f2d ^ (i as u64)) | 1;
-            b[i] = super::mix(0x1405_7b7e_f767_814f ^ ((i as u64) << 32));
-        }
-        (a, b)
-    })
-}
-
 impl Signature {
-    /// The signature of a set of (distinct) shingle hashes.
+    /// The signature of a set of (distinct) shingle hashes, by one-permutation hashing: each
+    /// shingle is hashed once, its top bits choose one of the `K` buckets and the bucket keeps
+    /// the smallest low 32 bits. Empty buckets borrow from the next filled bucket to the right
+    /// (circularly), mixed with the distance ("densification", Shrivastava & Li 2014), so
+    /// positions stay comparable. One hash per shingle instead of `K` keeps signing cheap.
     pub fn of(shingles: &[u64]) -> Signature {
-        let (a, b) = coefficients();
+        const BITS: u32 = K.trailing_zeros();
         let mut mins = [u32::MAX; K];
+        let mut filled = [false; K];
         for &x in shingles {
+            let h = super::mix(x ^ 0x5851_f42d_4c95_7f2d);
+            let bucket = (h >> (64 - BITS)) as usize;
+            mins[bucket] = mins[bucket].min(h as u32);
+            filled[bucket] = true;
+        }
+        if !shingles.is_empty() {
             for i in 0..K {
-                let h = (a[i].wrapping_mul(x).wrapping_add(b[i]) >> 32) as u32;
-                mins[i] = mins[i].min(h);
+                if filled[i] {
+                    continue;
+                }
+                let (d, j) = (1..K)
+                    .map(|d| (d, (i + d) % K))
+                    .find(|&(_, j)| filled[j])
+                    .unwrap_or((0, i));
+                mins[i] = super::mix(u64::from(mins[j]) ^ ((d as u64) << 32)) as u32;
             }
         }
         Signature {

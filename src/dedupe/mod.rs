@@ -162,19 +162,24 @@ struct Entry {
     time: i64,
     story: u64,
     sig: Signature,
-    keys: [u64; minhash::BANDS],
+    /// Per band, the sequence number of the next older entry with the same band key
+    /// (`u64::MAX` at the end of the chain).
+    next: [u64; minhash::BANDS],
 }
 
+const END: u64 = u64::MAX;
+
 /// An in-memory sliding window of recent articles with their LSH band index: what the store
-/// keeps in `article_signatures`/`story_bands`, for the benchmark and for tests. Memory is
-/// proportional to the number of articles in the window.
+/// keeps in `article_signatures`/`story_bands`, for the benchmark and for tests. Each band key
+/// maps to the newest entry having it, and entries chain to older ones, so memory is a fixed
+/// amount per article in the window (no per-key allocations).
 pub struct StoryIndex {
     params: StoryParams,
     next_story: u64,
     entries: VecDeque<Entry>,
-    /// Position of the window's first entry in the sequence of all entries ever inserted.
+    /// Sequence number of the window's first entry (entries ever inserted before it).
     offset: u64,
-    bands: HashMap<u64, Vec<u64>>,
+    heads: HashMap<u64, u64>,
 }
 
 impl StoryIndex {
@@ -184,7 +189,7 @@ impl StoryIndex {
             next_story: 1,
             entries: VecDeque::new(),
             offset: 0,
-            bands: HashMap::new(),
+            heads: HashMap::new(),
         }
     }
 
@@ -198,20 +203,22 @@ impl StoryIndex {
 
     /// Places article `id` seen at `time` (seconds; non-decreasing) with signature `sig`.
     pub fn insert(&mut self, id: u64, time: i64, sig: Signature) -> Placement {
-        self.evict(time - self.params.window.as_secs() as i64);
+        self.evict(time.saturating_sub(self.params.window.as_secs() as i64));
         let keys = sig.band_keys();
         let mut seen: Vec<u64> = Vec::new();
-        for key in &keys {
-            if let Some(list) = self.bands.get(key) {
-                seen.extend(list);
+        for (band, key) in keys.iter().enumerate() {
+            let mut seq = self.heads.get(key).copied().unwrap_or(END);
+            // A chain ends at END or at an entry already evicted.
+            while seq != END && seq >= self.offset {
+                seen.push(seq);
+                seq = self.entries[(seq - self.offset) as usize].next[band];
             }
         }
         seen.sort_unstable();
         seen.dedup();
-        let candidates = seen.iter().filter_map(|&seq| {
-            let e = self.entries.get((seq - self.offset) as usize)?;
-            Some((seq, &e.sig))
-        });
+        let candidates = seen
+            .iter()
+            .map(|&seq| (seq, &self.entries[(seq - self.offset) as usize].sig));
         let placement = match best_match(&sig, candidates, self.params.threshold) {
             Some((seq, similarity)) => {
                 let e = &self.entries[(seq - self.offset) as usize];
@@ -230,30 +237,33 @@ impl StoryIndex {
             }
         };
         let seq = self.offset + self.entries.len() as u64;
-        for key in &keys {
-            self.bands.entry(*key).or_default().push(seq);
+        let mut next = [END; minhash::BANDS];
+        if sig.shingles >= MIN_SHINGLES {
+            for (band, key) in keys.iter().enumerate() {
+                next[band] = self.heads.insert(*key, seq).unwrap_or(END);
+            }
         }
         self.entries.push_back(Entry {
             id,
             time,
             story: placement.story,
             sig,
-            keys,
+            next,
         });
         placement
     }
 
-    /// Drops articles seen before `before`, with their band entries.
+    /// Drops articles seen before `before`. A band key whose newest entry is the one dropped
+    /// leaves the map; chains through it end there by sequence number.
     fn evict(&mut self, before: i64) {
         while let Some(front) = self.entries.front() {
             if front.time >= before {
                 break;
             }
-            for key in &front.keys {
-                if let Some(list) = self.bands.get_mut(key) {
-                    list.retain(|&s| s != self.offset);
-                    if list.is_empty() {
-                        self.bands.remove(key);
+            if front.sig.shingles >= MIN_SHINGLES {
+                for key in front.sig.band_keys() {
+                    if self.heads.get(&key) == Some(&self.offset) {
+                        self.heads.remove(&key);
                     }
                 }
             }
