@@ -44,8 +44,12 @@ impl Rng {
 }
 
 fn vocabulary() -> Vec<String> {
-    let latin = ["ba", "ko", "ri", "sa", "tem", "lo", "ni", "dar", "vel", "mu", "pe", "stra"];
-    let arabic = ["بل", "كا", "سم", "رو", "نا", "قد", "مي", "عل", "فت", "حر", "جو", "ست"];
+    let latin = [
+        "ba", "ko", "ri", "sa", "tem", "lo", "ni", "dar", "vel", "mu", "pe", "stra",
+    ];
+    let arabic = [
+        "بل", "كا", "سم", "رو", "نا", "قد", "مي", "عل", "فت", "حر", "جو", "ست",
+    ];
     let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
     (0..VOCABULARY)
         .map(|i| {
@@ -96,7 +100,10 @@ impl Generator {
             (story, words)
         };
         let title_words: Vec<usize> = (0..8).map(|_| self.word(lang)).collect();
-        let title: Vec<&str> = title_words.iter().map(|&w| self.vocab[w].as_str()).collect();
+        let title: Vec<&str> = title_words
+            .iter()
+            .map(|&w| self.vocab[w].as_str())
+            .collect();
         let mut body = String::with_capacity(words.len() * 8);
         for (i, &w) in words.iter().enumerate() {
             body.push_str(&self.vocab[w]);
@@ -185,7 +192,10 @@ fn run_brute_force(count: usize, window: u64) {
         let (_, title, body) = generator.article();
         let started = Instant::now();
         let sig = dedupe::signature(&title, &body);
-        while recent.front().is_some_and(|(t, _)| *t < i as i64 - window as i64) {
+        while recent
+            .front()
+            .is_some_and(|(t, _)| *t < i as i64 - window as i64)
+        {
             recent.pop_front();
         }
         let _ = dedupe::best_match(

@@ -460,7 +460,9 @@ async fn stories(
                         sim * 100.0,
                         settings.stories.threshold * 100.0
                     ),
-                    (Some("new"), _, _) => "started the story (no similar article in the window)".to_string(),
+                    (Some("new"), _, _) => {
+                        "started the story (no similar article in the window)".to_string()
+                    }
                     _ => "assigned before story detection recorded its reason".to_string(),
                 };
                 writeln!(out, "      {why}")?;

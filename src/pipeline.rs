@@ -151,19 +151,22 @@ pub async fn refresh(
     };
     let stored = ctx
         .db
-        .commit_refresh_with(RefreshWrite {
-            source: source.id.clone(),
-            started,
-            finished,
-            outcome,
-            http_status: collected.http_status,
-            validators,
-            error: page_error.clone(),
-            items: collected.items,
-            articles,
-            seen_urls: collected.seen_urls,
-            next_run,
-        }, &ctx.settings.stories)
+        .commit_refresh_with(
+            RefreshWrite {
+                source: source.id.clone(),
+                started,
+                finished,
+                outcome,
+                http_status: collected.http_status,
+                validators,
+                error: page_error.clone(),
+                items: collected.items,
+                articles,
+                seen_urls: collected.seen_urls,
+                next_run,
+            },
+            &ctx.settings.stories,
+        )
         .await?;
     tracing::info!(
         source = %source.id,

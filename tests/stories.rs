@@ -19,7 +19,10 @@ struct Doc {
 }
 
 fn docs() -> Vec<Doc> {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/stories/docs.jsonl");
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/stories/docs.jsonl"
+    );
     let text = std::fs::read_to_string(path).expect("read the story fixtures");
     text.lines()
         .filter(|l| !l.trim().is_empty())
@@ -82,7 +85,11 @@ fn exact_overlap(a: &[u64], b: &[u64]) -> f64 {
 #[test]
 fn same_story_precision_and_recall_on_the_fixtures() {
     let docs = docs();
-    assert_eq!(docs.len(), 60, "fixture set changed; update the figures below");
+    assert_eq!(
+        docs.len(),
+        60,
+        "fixture set changed; update the figures below"
+    );
     let pairs = pairs(&docs);
     let same = pairs.iter().filter(|p| p.2).count();
     let hard = pairs
@@ -107,8 +114,7 @@ fn same_story_precision_and_recall_on_the_fixtures() {
         // What the store does for a pair: a candidate only when a band key is shared.
         let candidate = keys[i].iter().any(|k| keys[j].contains(k));
         let joined = candidate
-            && dedupe::best_match(&sigs[i], [(j, &sigs[j])], dedupe::DEFAULT_THRESHOLD)
-                .is_some();
+            && dedupe::best_match(&sigs[i], [(j, &sigs[j])], dedupe::DEFAULT_THRESHOLD).is_some();
         prod.add(s, joined);
         if s != joined {
             println!(
@@ -150,7 +156,11 @@ fn same_story_precision_and_recall_on_the_fixtures() {
         }
         println!(
             "clustered ({}): precision {:.3} recall {:.3} {c:?}",
-            if reverse { "reverse order" } else { "file order" },
+            if reverse {
+                "reverse order"
+            } else {
+                "file order"
+            },
             c.precision(),
             c.recall()
         );
@@ -161,7 +171,10 @@ fn same_story_precision_and_recall_on_the_fixtures() {
     for threshold in [0.25, 0.3, 0.35, 0.4, 0.45] {
         let mut c = Counts::default();
         for &(i, j, s) in &pairs {
-            c.add(s, dedupe::best_match(&sigs[i], [(j, &sigs[j])], threshold).is_some());
+            c.add(
+                s,
+                dedupe::best_match(&sigs[i], [(j, &sigs[j])], threshold).is_some(),
+            );
         }
         println!(
             "minhash, overlap >= {threshold}: precision {:.3} recall {:.3}",
@@ -178,7 +191,9 @@ fn same_story_precision_and_recall_on_the_fixtures() {
             highest_different = highest_different.max(sim);
         }
     }
-    println!("minhash: lowest same-story similarity {lowest_same:.2}, highest different-story {highest_different:.2}");
+    println!(
+        "minhash: lowest same-story similarity {lowest_same:.2}, highest different-story {highest_different:.2}"
+    );
 
     // The alternatives, for the record.
     let words: Vec<Vec<u64>> = docs

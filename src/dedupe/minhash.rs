@@ -107,7 +107,8 @@ impl Signature {
         if bytes.len() != 4 + 4 * K {
             return None;
         }
-        let word = |i: usize| u32::from_le_bytes([bytes[i], bytes[i + 1], bytes[i + 2], bytes[i + 3]]);
+        let word =
+            |i: usize| u32::from_le_bytes([bytes[i], bytes[i + 1], bytes[i + 2], bytes[i + 3]]);
         let mut mins = [0u32; K];
         for (i, m) in mins.iter_mut().enumerate() {
             *m = word(4 + 4 * i);

@@ -295,7 +295,11 @@ mod tests {
         let first = index.insert(1, 0, signature("Bank raises rates", LONG));
         assert_eq!(first.joined, None);
         let rewrite = format!("{LONG} Markets fell after the announcement.");
-        let second = index.insert(2, 10, signature("Rates up again as inflation bites", &rewrite));
+        let second = index.insert(
+            2,
+            10,
+            signature("Rates up again as inflation bites", &rewrite),
+        );
         assert_eq!(second.story, first.story);
         assert_eq!(second.joined.map(|(id, _)| id), Some(1));
         let other = index.insert(

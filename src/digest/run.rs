@@ -14,7 +14,7 @@ use chrono_tz::Tz;
 use crate::deliver::{Mailer, OutgoingMessage};
 use crate::digest::render::{self, DigestItem, DigestView, WatchlistSection};
 use crate::settings::{DigestConfig, Settings};
-use crate::store::{Db, DigestRun, NewDigestRun, StoreError, Story, StoredMatch};
+use crate::store::{Db, DigestRun, NewDigestRun, StoreError, StoredMatch, Story};
 
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
@@ -263,7 +263,11 @@ fn group_by_story(
         let others = stories
             .get(&lead.article)
             .map(|s| {
-                let mut members: Vec<_> = s.articles.iter().filter(|a| a.article != lead.article).collect();
+                let mut members: Vec<_> = s
+                    .articles
+                    .iter()
+                    .filter(|a| a.article != lead.article)
+                    .collect();
                 members.sort_by_key(|a| (a.published.unwrap_or(a.fetched), a.article));
                 members
                     .into_iter()

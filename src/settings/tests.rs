@@ -760,7 +760,10 @@ fn stories_settings_default_and_override() {
     let s = f.load().unwrap();
     assert_eq!(s.stories.window, Duration::from_secs(3 * 24 * 3600));
     assert_eq!(s.stories.threshold, crate::dedupe::DEFAULT_THRESHOLD);
-    f.write("marsad.toml", "[stories]\nwindow = \"12h\"\nthreshold = 0.7\n");
+    f.write(
+        "marsad.toml",
+        "[stories]\nwindow = \"12h\"\nthreshold = 0.7\n",
+    );
     let s = f.load().unwrap();
     assert_eq!(s.stories.window, Duration::from_secs(12 * 3600));
     assert_eq!(s.stories.threshold, 0.7);
@@ -779,7 +782,10 @@ fn bad_stories_settings_are_reported_at_their_values() {
         errors[0] == "marsad.toml:4:1: unknown key `method`, expected `window` or `threshold`",
         "{errors:?}"
     );
-    f.write("marsad.toml", "[stories]\nwindow = \"three days\"\nthreshold = 1.5\n");
+    f.write(
+        "marsad.toml",
+        "[stories]\nwindow = \"three days\"\nthreshold = 1.5\n",
+    );
     let errors = f.errors();
     assert_eq!(errors.len(), 2, "{errors:?}");
     assert!(errors[0].starts_with("marsad.toml:2:10: invalid duration \"three days\""));

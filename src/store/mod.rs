@@ -19,10 +19,10 @@ use sqlx::sqlite::{
 };
 
 pub use digests::{DigestRun, NewDigestRun};
-pub use stories::{Story, StoryMember};
 pub use queries::{
     FetchLog, RefreshWrite, SourceInfo, SourceState, StoreOutcome, StoredArticle, StoredMatch,
 };
+pub use stories::{Story, StoryMember};
 
 /// A database connection pool for either backend.
 #[derive(Clone, Debug)]

@@ -121,7 +121,8 @@ pub(crate) use assign_story;
 /// Forgets signatures and band keys older than the window: they can no longer be joined.
 macro_rules! prune_story_window {
     ($tx:expr, $fetched:expr, $params:expr) => {{
-        let since = $fetched - chrono::Duration::from_std($params.window).unwrap_or(chrono::Duration::MAX);
+        let since =
+            $fetched - chrono::Duration::from_std($params.window).unwrap_or(chrono::Duration::MAX);
         sqlx::query("DELETE FROM story_bands WHERE fetched < $1")
             .bind(since)
             .execute(&mut *$tx)
@@ -158,7 +159,11 @@ impl Db {
     /// One story by id.
     pub async fn story(&self, id: i64) -> Result<Option<Story>, StoreError> {
         let sql = format!("SELECT {MEMBER_COLUMNS} FROM articles a WHERE a.story = $1");
-        Ok(self.read_stories(&sql, None, &[id]).await?.into_iter().next())
+        Ok(self
+            .read_stories(&sql, None, &[id])
+            .await?
+            .into_iter()
+            .next())
     }
 
     /// The story of each of these articles (articles without one are left out).
