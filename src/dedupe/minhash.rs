@@ -133,9 +133,9 @@ mod tests {
 
     #[test]
     fn overlap_of_a_subset_is_high_and_of_disjoint_sets_low() {
-        let long: Vec<u64> = (0..400).map(|i| super::super::mix(i)).collect();
+        let long: Vec<u64> = (0..400).map(super::super::mix).collect();
         let short = &long[..100];
-        let other: Vec<u64> = (1000..1400).map(|i| super::super::mix(i)).collect();
+        let other: Vec<u64> = (1000..1400).map(super::super::mix).collect();
         let l = Signature::of(&long);
         assert!(l.similarity(&Signature::of(short)) > 0.8);
         assert!(l.similarity(&Signature::of(&other)) < 0.1);
