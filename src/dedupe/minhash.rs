@@ -1,8 +1,8 @@
 //! MinHash signatures of shingle sets, their LSH band keys and the overlap estimate.
 
-/// Hash functions per signature (512 bytes stored). Measured on the fixtures: with 64 the
-/// estimate's noise (±0.06) made the closest same-story and different-story pairs overlap; with
-/// 128 the lowest same-story similarity is 0.44 and the highest different-story one 0.40.
+/// Values per signature (512 bytes stored). Measured on the fixtures: with 64 the estimate's
+/// noise (±0.06) made the closest same-story and different-story pairs overlap; with 128 the
+/// lowest same-story similarity is 0.44 and the highest different-story one 0.36.
 pub const K: usize = 128;
 /// Rows per LSH band: with 64 bands of two rows a pair of Jaccard similarity 0.15 (a short
 /// version against a long rewrite) shares a band with probability ~0.77, and 0.25 with ~0.98,
