@@ -66,6 +66,17 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// List stories: near-duplicate articles from any source grouped together.
+    Stories {
+        #[arg(long, default_value = "24h", value_parser = parse_since)]
+        since: humantime::Duration,
+        /// Show one story with the similarity that joined each article.
+        #[arg(long, value_name = "ID")]
+        explain: Option<i64>,
+        /// JSON Lines output (one story per line).
+        #[arg(long)]
+        json: bool,
+    },
     /// List watchlist matches.
     Matches {
         #[arg(long)]

@@ -60,6 +60,11 @@ pub async fn dispatch(cli: Cli) -> Result<ExitCode> {
             sources,
             json,
         } => articles(&config, since.into(), &sources, json).await,
+        Command::Stories {
+            since,
+            explain,
+            json,
+        } => stories(&config, since.into(), explain, json).await,
         Command::Matches {
             watchlist,
             since,
@@ -1206,4 +1211,99 @@ async fn demo(dir: &Path) -> Result<ExitCode> {
             Ok(ExitCode::from(1))
         }
     }
+}
+
+/// `marsad stories`: each story with its articles (earliest first) and their sources;
+/// `--explain ID` adds how each article joined (the article it was most similar to and the
+/// estimated share of shared word pairs).
+async fn stories(
+    config: &Path,
+    since: std::time::Duration,
+    explain: Option<i64>,
+    as_json: bool,
+) -> Result<ExitCode> {
+    let settings = load(config)?;
+    let db = open(&settings).await?;
+    let stories = match explain {
+        Some(id) => match db.story(id).await? {
+            Some(story) => vec![story],
+            None => {
+                db.close().await;
+                return Err(invalid(format!(
+                    "no story {id}; `marsad stories` lists the stories of the last 24h with their ids"
+                )));
+            }
+        },
+        None => {
+            let since =
+                Utc::now() - chrono::Duration::from_std(since).context("--since is too large")?;
+            db.stories_since(since).await?
+        }
+    };
+    let names: std::collections::HashMap<&str, &str> = settings
+        .sources
+        .iter()
+        .map(|s| (s.id.as_str(), s.name.as_str()))
+        .collect();
+    let mut out = std::io::stdout().lock();
+    for story in &stories {
+        if as_json {
+            let articles: Vec<serde_json::Value> = story
+                .articles
+                .iter()
+                .map(|m| {
+                    json!({
+                        "id": m.article, "source": m.source,
+                        "source_name": names.get(m.source.as_str()).copied().unwrap_or(&m.source),
+                        "url": m.url, "title": m.title, "published": rfc3339(m.published),
+                        "fetched": rfc3339(Some(m.fetched)), "reason": m.reason, "via": m.via,
+                        "similarity": m.similarity,
+                    })
+                })
+                .collect();
+            let sources: std::collections::BTreeSet<&str> =
+                story.articles.iter().map(|m| m.source.as_str()).collect();
+            writeln!(
+                out,
+                "{}",
+                json!({"id": story.id, "articles": articles, "sources": sources})
+            )?;
+            continue;
+        }
+        writeln!(
+            out,
+            "story {}  ({} article{})",
+            story.id,
+            story.articles.len(),
+            if story.articles.len() == 1 { "" } else { "s" }
+        )?;
+        for m in &story.articles {
+            let source = names.get(m.source.as_str()).copied().unwrap_or(&m.source);
+            writeln!(
+                out,
+                "  {} {}  {}  {}\n      {}",
+                m.article,
+                m.fetched.format("%Y-%m-%d %H:%M"),
+                source,
+                m.title,
+                m.url
+            )?;
+            if explain.is_some() {
+                let why = match (m.reason.as_deref(), m.via, m.similarity) {
+                    (Some("similar"), Some(via), Some(sim)) => format!(
+                        "joined: {:.0}% of its word pairs are shared with article {via} (threshold {:.0}%)",
+                        sim * 100.0,
+                        settings.stories.threshold * 100.0
+                    ),
+                    (Some("new"), _, _) => {
+                        "started the story (no similar article in the window)".to_string()
+                    }
+                    _ => "assigned before story detection recorded its reason".to_string(),
+                };
+                writeln!(out, "      {why}")?;
+            }
+        }
+    }
+    db.close().await;
+    Ok(ExitCode::SUCCESS)
 }

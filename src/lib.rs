@@ -11,6 +11,7 @@
 //! - [`fetch`]: the one HTTP client — limits, conditional GET, charset decoding.
 //! - [`extract`]: feed items (feed-rs), listing-page links and article pages (scraper).
 //! - [`normalize`]: the Arabic-aware text normalizer (shared by matching and dedupe) and URL canonicalization.
+//! - [`dedupe`]: near-duplicate detection (MinHash + LSH over word shingles) that groups articles into stories.
 //! - [`store`]: the only module that writes SQL; SQLite or PostgreSQL behind one enum.
 //! - [`matcher`]: all watchlists compiled into one matcher; hits with offsets explain every match.
 //! - [`digest`]: selecting a period's matches and rendering HTML + text.
@@ -23,6 +24,7 @@
 
 pub mod cli;
 pub mod daemon;
+pub mod dedupe;
 pub mod deliver;
 pub mod demo;
 pub mod digest;

@@ -197,19 +197,22 @@ pub async fn refresh(
     };
     let stored = ctx
         .db
-        .commit_refresh(RefreshWrite {
-            source: source.id.clone(),
-            started,
-            finished,
-            outcome,
-            http_status: collected.http_status,
-            validators,
-            error: page_error.clone(),
-            items: collected.items,
-            articles,
-            seen_urls: collected.seen_urls,
-            next_run,
-        })
+        .commit_refresh_with(
+            RefreshWrite {
+                source: source.id.clone(),
+                started,
+                finished,
+                outcome,
+                http_status: collected.http_status,
+                validators,
+                error: page_error.clone(),
+                items: collected.items,
+                articles,
+                seen_urls: collected.seen_urls,
+                next_run,
+            },
+            &ctx.settings.stories,
+        )
         .await?;
     tracing::info!(
         source = %source.id,
@@ -518,12 +521,15 @@ async fn collect_feed_items(
         let known_guids = ctx.db.known_guids(&source.id, &guids).await?;
         let known_urls = ctx.db.known_urls(&urls).await?;
         let (known, fresh): (Vec<FeedItem>, Vec<FeedItem>) = wanted.into_iter().partition(|i| {
-            let guid_known = i.guid.as_ref().is_some_and(|g| known_guids.contains(g));
+            // Skip an item only when every identifier it has is known: a known GUID at a new
+            // URL (or a known URL under a new GUID) goes to the store, which finds the article
+            // and records the new identifier. An item with neither is keyed by its text there.
+            let guid_known = i.guid.as_ref().is_none_or(|g| known_guids.contains(g));
             let url_known = i
                 .url
                 .as_ref()
-                .is_some_and(|u| known_urls.contains(&canonical(u)));
-            guid_known || url_known
+                .is_none_or(|u| known_urls.contains(&canonical(u)));
+            (i.guid.is_some() || i.url.is_some()) && guid_known && url_known
         });
         collected.seen_urls = known
             .iter()

@@ -16,7 +16,7 @@ use crate::digest::render::{
     self, DigestItem, DigestView, SourceHealth, VolumeNote, WatchlistCount, WatchlistSection,
 };
 use crate::settings::{DigestConfig, EmptyPolicy, Settings};
-use crate::store::{Db, DigestRun, NewDigestRun, StoreError, StoredMatch};
+use crate::store::{Db, DigestRun, NewDigestRun, StoreError, StoredMatch, Story};
 
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
@@ -104,6 +104,8 @@ pub async fn build_view(
     let matches = db
         .matches_between(period.start, period.end, &digest.watchlists)
         .await?;
+    let ids: Vec<i64> = matches.iter().map(|m| m.article).collect();
+    let stories = db.stories_of(&ids).await?;
     let names: HashMap<&str, &str> = settings
         .sources
         .iter()
@@ -143,7 +145,21 @@ pub async fn build_view(
             .map(|w| w.title.clone())
             .filter(|t| !t.is_empty())
             .unwrap_or_else(|| name.clone());
-        let items: Vec<DigestItem> = matches.iter().map(|m| item(m, &names, tz)).collect();
+        let items: Vec<DigestItem> = group_by_story(matches, &stories)
+            .into_iter()
+            .map(|(m, others)| {
+                let mut item = item(&m, &names, tz);
+                let reported: Vec<(String, String)> = others
+                    .into_iter()
+                    .map(|(source, url)| {
+                        let name = names.get(source.as_str()).copied().unwrap_or(&source);
+                        (name.to_string(), url)
+                    })
+                    .collect();
+                item.also.splice(0..0, reported);
+                item
+            })
+            .collect();
         total += items.len();
         sections.push(WatchlistSection { name, title, items });
     }
@@ -351,6 +367,65 @@ fn item(m: &StoredMatch, names: &HashMap<&str, &str>, tz: Tz) -> DigestItem {
             .map(|u| (host_of(u), u.clone()))
             .collect(),
     }
+}
+
+/// One entry per story of a watchlist's matches (already in display order): the story's earliest
+/// matching copy leads, at the position of the first of its copies, and every other article of
+/// the story is returned as (source id, url), earliest first, for "also reported by". Articles
+/// without a story stand alone.
+fn group_by_story(
+    matches: Vec<StoredMatch>,
+    stories: &HashMap<i64, Story>,
+) -> Vec<(StoredMatch, Vec<(String, String)>)> {
+    let story_of = |m: &StoredMatch| stories.get(&m.article).map(|s| s.id);
+    let when = |m: &StoredMatch| m.published.unwrap_or(m.matched);
+    let mut order: Vec<Option<i64>> = Vec::new();
+    let mut groups: HashMap<i64, Vec<StoredMatch>> = HashMap::new();
+    let mut alone: Vec<StoredMatch> = Vec::new();
+    for m in matches {
+        match story_of(&m) {
+            Some(story) => {
+                if !groups.contains_key(&story) {
+                    order.push(Some(story));
+                }
+                groups.entry(story).or_default().push(m);
+            }
+            None => {
+                order.push(None);
+                alone.push(m);
+            }
+        }
+    }
+    let mut alone = alone.into_iter();
+    let mut out = Vec::new();
+    for entry in order {
+        let Some(story) = entry else {
+            out.extend(alone.next().map(|m| (m, Vec::new())));
+            continue;
+        };
+        let Some(mut copies) = groups.remove(&story) else {
+            continue;
+        };
+        copies.sort_by_key(|m| (when(m), m.article));
+        let lead = copies.swap_remove(0);
+        let others = stories
+            .get(&lead.article)
+            .map(|s| {
+                let mut members: Vec<_> = s
+                    .articles
+                    .iter()
+                    .filter(|a| a.article != lead.article)
+                    .collect();
+                members.sort_by_key(|a| (a.published.unwrap_or(a.fetched), a.article));
+                members
+                    .into_iter()
+                    .map(|a| (a.source.clone(), a.url.clone()))
+                    .collect()
+            })
+            .unwrap_or_default();
+        out.push((lead, others));
+    }
+    out
 }
 
 fn host_of(url: &str) -> String {

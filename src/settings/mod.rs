@@ -24,7 +24,7 @@ use toml::Spanned;
 
 use error::SourceText;
 pub use error::{ConfigError, ConfigErrors};
-use raw::{Key, RawHttp, RawMail, RawSchedule, RawStorage, Value};
+use raw::{Key, RawHttp, RawMail, RawSchedule, RawStorage, RawStories, Value};
 use toml::de::{DeTable, DeValue};
 pub use watchlists::load_file as load_watchlist;
 
@@ -58,6 +58,7 @@ const MAIN_KEYS: &[&str] = &[
     "digest",
     "retention",
     "metrics",
+    "stories",
 ];
 
 /// Everything the daemon and the CLI need, validated.
@@ -78,6 +79,8 @@ pub struct Settings {
     pub retention: RetentionSettings,
     /// `[metrics] listen`: where the daemon serves Prometheus metrics; off when unset.
     pub metrics_listen: Option<std::net::SocketAddr>,
+    /// `[stories]`: how near-duplicates are grouped.
+    pub stories: crate::dedupe::StoryParams,
 }
 
 /// `[retention]`: how long articles are kept (by fetch time); matched ones longer.
@@ -278,6 +281,7 @@ pub fn load(path: &Path) -> Result<Settings, ConfigErrors> {
         watchlists_dir: main.watchlists.path,
         retention: main.retention,
         metrics_listen: main.metrics_listen,
+        stories: main.stories,
     })
 }
 
@@ -340,6 +344,7 @@ struct MainFile {
     digests: Vec<raw::RawDigest>,
     retention: RetentionSettings,
     metrics_listen: Option<std::net::SocketAddr>,
+    stories: crate::dedupe::StoryParams,
 }
 
 fn read_main(src: &SourceText<'_>, base: &Path, errors: &mut Vec<ConfigError>) -> MainFile {
@@ -391,6 +396,7 @@ fn read_main(src: &SourceText<'_>, base: &Path, errors: &mut Vec<ConfigError>) -
             matched: DEFAULT_RETENTION_MATCHED,
         },
         metrics_listen: None,
+        stories: crate::dedupe::StoryParams::default(),
     };
 
     for (key, value) in raw::entries(&doc) {
@@ -443,6 +449,11 @@ fn read_main(src: &SourceText<'_>, base: &Path, errors: &mut Vec<ConfigError>) -
                             ),
                         )),
                     }
+                }
+            }
+            "stories" => {
+                if let Some(stories) = raw::decode::<RawStories>(src, &value, errors) {
+                    read_stories(src, stories, &mut main.stories, errors);
                 }
             }
             "digest" => {
@@ -698,6 +709,35 @@ fn read_mail(
             ));
         } else {
             out.password_env = Some(env.into_inner());
+        }
+    }
+}
+
+fn read_stories(
+    src: &SourceText<'_>,
+    stories: RawStories,
+    out: &mut crate::dedupe::StoryParams,
+    errors: &mut Vec<ConfigError>,
+) {
+    if let Some(window) = stories.window {
+        match values::duration(window.get_ref()) {
+            Ok(d) => out.window = d,
+            Err(message) => errors.push(src.error(window.span().start, message)),
+        }
+    }
+    if let Some(threshold) = stories.threshold {
+        let t = *threshold.get_ref();
+        if t > 0.0 && t <= 1.0 {
+            out.threshold = t;
+        } else {
+            errors.push(src.error(
+                threshold.span().start,
+                format!(
+                    "threshold {t} must be above 0 and at most 1 (the share of word pairs two \
+                     articles have in common); the default is {}",
+                    crate::dedupe::DEFAULT_THRESHOLD
+                ),
+            ));
         }
     }
 }

@@ -69,6 +69,13 @@ pub(crate) struct RawMail {
     pub tls_ca_file: Option<String>,
 }
 
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, expecting = "a [stories] table")]
+pub(crate) struct RawStories {
+    pub window: Option<Spanned<String>>,
+    pub threshold: Option<Spanned<f64>>,
+}
+
 /// Page language of a digest; decides `lang`/`dir` of the page chrome.
 #[derive(Debug, Clone, Copy, Deserialize)]
 #[serde(rename_all = "lowercase")]

@@ -327,7 +327,7 @@ fn unknown_keys_name_the_key_and_the_expected_ones() {
         f.errors(),
         [
             "marsad.toml:2:1: unknown key `timeuot`, expected one of `user_agent`, `timeout`, `max_body`, `concurrency`, `per_host`, `max_redirects`, `min_delay`, `robots`",
-            "marsad.toml:4:2: unknown key `schedul`, expected one of `storage`, `http`, `schedule`, `mail`, `sources`, `watchlists`, `digest`, `retention`, `metrics`",
+            "marsad.toml:4:2: unknown key `schedul`, expected one of `storage`, `http`, `schedule`, `mail`, `sources`, `watchlists`, `digest`, `retention`, `metrics`, `stories`",
             "sources.toml:5:1: unknown key `fulltext`, expected one of `id`, `name`, `kind`, `url`, `language`, `poll`, `listing`, `article`, `full_text`, `max_age`, `timezone`",
             "watchlists/w.toml:5:1: unknown key `mode`, expected `query`",
         ]
@@ -844,4 +844,42 @@ fn digest_setting_mistakes_are_reported() {
     f.write("marsad.toml", &format!("{FULL_MAIN}\n[[digest]]\nname = \"c\"\nto = [\"x@example.org\"]\nschedule = \"@daily\"\nempty = \"maybe\"\nwatchlists = [\"russia-israel\"]\n"));
     let text = f.errors().join("\n");
     assert!(text.contains("maybe"), "{text}");
+}
+
+#[test]
+fn stories_settings_default_and_override() {
+    let f = Fixture::new();
+    let s = f.load().unwrap();
+    assert_eq!(s.stories.window, Duration::from_secs(3 * 24 * 3600));
+    assert_eq!(s.stories.threshold, crate::dedupe::DEFAULT_THRESHOLD);
+    f.write(
+        "marsad.toml",
+        "[stories]\nwindow = \"12h\"\nthreshold = 0.7\n",
+    );
+    let s = f.load().unwrap();
+    assert_eq!(s.stories.window, Duration::from_secs(12 * 3600));
+    assert_eq!(s.stories.threshold, 0.7);
+}
+
+#[test]
+fn bad_stories_settings_are_reported_at_their_values() {
+    let f = Fixture::new();
+    f.write(
+        "marsad.toml",
+        "[stories]\nwindow = \"three days\"\nthreshold = 1.5\nmethod = \"x\"\n",
+    );
+    let errors = f.errors();
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert!(
+        errors[0] == "marsad.toml:4:1: unknown key `method`, expected `window` or `threshold`",
+        "{errors:?}"
+    );
+    f.write(
+        "marsad.toml",
+        "[stories]\nwindow = \"three days\"\nthreshold = 1.5\n",
+    );
+    let errors = f.errors();
+    assert_eq!(errors.len(), 2, "{errors:?}");
+    assert!(errors[0].starts_with("marsad.toml:2:10: invalid duration \"three days\""));
+    assert!(errors[1].starts_with("marsad.toml:3:13: threshold 1.5 must be above 0"));
 }

@@ -9,6 +9,7 @@ mod digests;
 mod lease;
 mod queries;
 mod search;
+mod stories;
 mod watchlist_state;
 
 use std::path::Path;
@@ -26,6 +27,7 @@ pub use queries::{
     FetchLog, RefreshWrite, SourceInfo, SourceState, StoreOutcome, StoredArticle, StoredMatch,
 };
 pub use search::{Pruned, SearchHit};
+pub use stories::{Story, StoryMember};
 pub use watchlist_state::DaemonState;
 
 /// A database connection pool for either backend.

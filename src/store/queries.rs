@@ -5,7 +5,9 @@ use std::collections::{HashMap, HashSet};
 use chrono::{DateTime, Utc};
 use sqlx::Row;
 
+use super::stories::{assign_story, prune_story_window};
 use super::{BeginWrite, Context, Db, StoreError, with_db};
+use crate::dedupe::StoryParams;
 use crate::matcher::Hit;
 use crate::model::{NewArticle, NewMatch};
 
@@ -297,6 +299,21 @@ impl Db {
     /// Writes one refresh — fetch log, source state, articles, URLs, GUIDs and matches — in one
     /// transaction, deduplicating each article by canonical URL, then GUID, then content hash.
     pub async fn commit_refresh(&self, write: RefreshWrite) -> Result<StoreOutcome, StoreError> {
+        self.commit_refresh_with(write, &StoryParams::default())
+            .await
+    }
+
+    /// [`Db::commit_refresh`] with the configured `[stories]` parameters: each new article is
+    /// also placed in a story (see `store::stories`) in the same transaction.
+    ///
+    /// An article found by URL or GUID whose text changed (an edited article) keeps its id, its
+    /// story and its matches; its stored title and body become the new text. An article found by
+    /// its text under a new URL or GUID records them, so either finds it next time.
+    pub async fn commit_refresh_with(
+        &self,
+        write: RefreshWrite,
+        stories: &StoryParams,
+    ) -> Result<StoreOutcome, StoreError> {
         let mut outcome = StoreOutcome::default();
         let fetched = write.finished;
         with_db!(self, pool => {
@@ -324,6 +341,7 @@ impl Db {
                         .transpose()
                         .context("decoding article id")?;
                 }
+                let by_identity = existing.is_some();
                 if existing.is_none() {
                     existing = sqlx::query("SELECT id FROM articles WHERE content_hash = $1 ORDER BY id LIMIT 1")
                         .bind(&article.content_hash)
@@ -337,6 +355,19 @@ impl Db {
                 let id = match existing {
                     Some(id) => {
                         outcome.known += 1;
+                        if by_identity {
+                            sqlx::query(
+                                "UPDATE articles SET title = $2, body = $3, content_hash = $4 \
+                                 WHERE id = $1 AND content_hash <> $4",
+                            )
+                            .bind(id)
+                            .bind(&article.title)
+                            .bind(&article.body)
+                            .bind(&article.content_hash)
+                            .execute(&mut *tx)
+                            .await
+                            .context("updating an edited article")?;
+                        }
                         id
                     }
                     None => {
@@ -379,6 +410,7 @@ impl Db {
                             .context("storing a match")?;
                             outcome.matches += 1;
                         }
+                        assign_story!(tx, id, article, fetched, stories);
                         outcome.new.push(id);
                         id
                     }
@@ -408,6 +440,8 @@ impl Db {
                     .context("recording a GUID")?;
                 }
             }
+
+            prune_story_window!(tx, fetched, stories);
 
             for (canonical, raw) in &write.seen_urls {
                 sqlx::query(
