@@ -229,10 +229,7 @@ fn check_message(raw: &[u8], to: &str) -> String {
 }
 
 async fn runs(env: &Env, sql: &'static str) -> i64 {
-    let db = sqlite(&env.db_path()).await;
-    let n = count(&db, sql).await;
-    db.close().await;
-    n
+    env.count(sql).await
 }
 
 #[tokio::test]
@@ -370,19 +367,20 @@ async fn a_451_and_a_dropped_connection_are_retried_and_delivered_once() {
             assert!(stdout(&out).contains("451"), "{}", stdout(&out));
         }
         assert!(smtp.received().is_empty());
-        let db = sqlite(&env.db_path()).await;
-        use sqlx::Row;
-        let row = sqlx::query("SELECT state, attempts, next_attempt FROM digest_runs")
-            .fetch_one(&db)
-            .await
-            .unwrap();
-        assert_eq!(row.get::<String, _>("state"), "pending", "{mode}");
-        assert_eq!(row.get::<i64, _>("attempts"), attempts, "{mode}");
-        assert!(
-            row.get::<Option<String>, _>("next_attempt").is_some(),
-            "{mode}: backoff set"
+        assert_eq!(
+            env.count("SELECT COUNT(*) FROM digest_runs").await,
+            1,
+            "{mode}"
         );
-        db.close().await;
+        assert_eq!(
+            env.count(&format!(
+                "SELECT COUNT(*) FROM digest_runs WHERE state = 'pending' AND attempts = {attempts} \
+                 AND next_attempt IS NOT NULL"
+            ))
+            .await,
+            1,
+            "{mode}: still pending, {attempts} attempt(s), backoff set"
+        );
         drop(smtp);
     }
 

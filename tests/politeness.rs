@@ -53,10 +53,9 @@ async fn robots_disallowed_article_is_skipped_with_its_reason_recorded() {
     );
     assert_eq!(env.hits("/robots.txt").len(), 1);
 
-    let db = sqlite(&env.db_path()).await;
-    assert_eq!(count(&db, "SELECT COUNT(*) FROM articles").await, 2);
+    assert_eq!(env.count("SELECT COUNT(*) FROM articles").await, 2);
     assert_eq!(
-        count(&db, "SELECT COUNT(*) FROM skipped_urls WHERE source = 'khanadeq-demo' AND reason LIKE 'disallowed by %/robots.txt'").await,
+        env.count("SELECT COUNT(*) FROM skipped_urls WHERE source = 'khanadeq-demo' AND reason LIKE 'disallowed by %/robots.txt'").await,
         1
     );
     // The source itself is healthy, and its status says what was skipped.
@@ -123,13 +122,9 @@ async fn article_links_to_non_html_documents_are_skipped_before_download() {
 
     let fetch = env.marsad(&["fetch", "--source", "khanadeq-demo"]).await;
     assert!(fetch.status.success(), "{}", stdout(&fetch));
-    let db = sqlite(&env.db_path()).await;
     assert_eq!(
-        count(
-            &db,
-            "SELECT COUNT(*) FROM skipped_urls WHERE reason LIKE 'not a web page%'"
-        )
-        .await,
+        env.count("SELECT COUNT(*) FROM skipped_urls WHERE reason LIKE 'not a web page%'")
+            .await,
         1
     );
     // Recorded, so the next refresh does not ask for it again.

@@ -78,20 +78,11 @@ where
 
 /// Read from the database itself: the CLI refuses to run while a configuration file is broken.
 async fn lebanon_matched(env: &Env, guid: &str) -> bool {
-    if !env.db_path().exists() {
-        return false;
-    }
-    let db = sqlite(&env.db_path()).await;
-    let n: i64 = sqlx::query_scalar(
+    let sql = format!(
         "SELECT COUNT(*) FROM matches m JOIN article_guids g ON g.article = m.article \
-         WHERE m.watchlist = 'lebanon' AND g.guid = $1",
-    )
-    .bind(guid)
-    .fetch_one(&db)
-    .await
-    .unwrap_or(0);
-    db.close().await;
-    n > 0
+         WHERE m.watchlist = 'lebanon' AND g.guid = '{guid}'"
+    );
+    env.try_count(&sql).await.unwrap_or(0) > 0
 }
 
 #[tokio::test]

@@ -271,13 +271,9 @@ async fn new_url_or_guid_with_the_same_text_is_the_same_article() {
         urls.contains(&format!("{base}/one/2026/speaker-vote").as_str()),
         "new URL recorded on the existing article: {urls:?}"
     );
-    let pool = sqlite(&env.db_path()).await;
     assert_eq!(
-        count(
-            &pool,
-            "SELECT COUNT(*) FROM article_guids WHERE guid = 'one-1-v2'"
-        )
-        .await,
+        env.count("SELECT COUNT(*) FROM article_guids WHERE guid = 'one-1-v2'")
+            .await,
         1,
         "new GUID recorded"
     );

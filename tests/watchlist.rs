@@ -163,13 +163,9 @@ async fn edited_watchlist_is_compared_with_stored_matches_then_backfilled_once()
         "{}",
         stdout(&again)
     );
-    let db = sqlite(&env.db_path()).await;
     assert_eq!(
-        count(
-            &db,
-            "SELECT COUNT(*) FROM matches WHERE watchlist = 'lebanon'"
-        )
-        .await as usize,
+        env.count("SELECT COUNT(*) FROM matches WHERE watchlist = 'lebanon'")
+            .await as usize,
         expected.len()
     );
     // After the backfill nothing is new any more; a backfill never removes matches.
