@@ -186,7 +186,17 @@ async fn fetch_all(
         .cloned()
         .collect();
     let ctx = loaded.context(db);
-    let reports = pipeline::refresh_all(&ctx, &sources, &CancellationToken::new()).await;
+    let bar = progress_bar(sources.len(), "fetching");
+    let reports = pipeline::refresh_all_with(&ctx, &sources, &CancellationToken::new(), |id| {
+        if let Some(bar) = &bar {
+            bar.set_message(id.to_string());
+            bar.inc(1);
+        }
+    })
+    .await;
+    if let Some(bar) = bar {
+        bar.finish_and_clear();
+    }
     let mut summary = FetchSummary {
         sources: sources.len(),
         failed: 0,
@@ -520,7 +530,11 @@ fn sources_import(config: &Path, file: &Path) -> Result<ExitCode> {
         settings.sources.iter().map(|s| s.id.clone()).collect();
     let mut entries = String::new();
     let (mut added, mut skipped) = (0, 0);
+    let bar = progress_bar(outlines.len(), "importing");
     for outline in &outlines {
+        if let Some(bar) = &bar {
+            bar.inc(1);
+        }
         let normalized = url::Url::parse(&outline.xml_url)
             .map(|u| u.to_string())
             .unwrap_or_else(|_| outline.xml_url.clone());
@@ -532,6 +546,9 @@ fn sources_import(config: &Path, file: &Path) -> Result<ExitCode> {
         entries.push_str(&marsad::opml::source_entry(&id, outline));
         tracing::info!(source = %id, url = %outline.xml_url, "imported");
         added += 1;
+    }
+    if let Some(bar) = bar {
+        bar.finish_and_clear();
     }
     if added > 0 {
         let path = &settings.sources_path;
@@ -705,7 +722,11 @@ async fn match_stored_articles(
     let articles = db.articles(start, &[]).await?;
     let total = articles.len();
     let mut found = Vec::new();
+    let bar = progress_bar(total, "matching stored articles");
     for article in articles {
+        if let Some(bar) = &bar {
+            bar.inc(1);
+        }
         let name = settings
             .sources
             .iter()
@@ -718,7 +739,28 @@ async fn match_stored_articles(
             found.push((article, m));
         }
     }
+    if let Some(bar) = bar {
+        bar.finish_and_clear();
+    }
     Ok((total, found))
+}
+
+/// A progress bar on stderr for a long interactive command — only when stderr is a terminal, so
+/// scripts, pipes and the journal get plain lines.
+fn progress_bar(len: usize, what: &'static str) -> Option<indicatif::ProgressBar> {
+    use std::io::IsTerminal;
+    if !std::io::stderr().is_terminal() || len < 2 {
+        return None;
+    }
+    let bar = indicatif::ProgressBar::new(len as u64);
+    let style = indicatif::ProgressStyle::with_template("{prefix} [{bar:30}] {pos}/{len} {msg}")
+        .map(|s| s.progress_chars("=> "))
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar());
+    bar.set_style(style);
+    bar.set_prefix(what);
+    // Redraw while waiting on a slow source, so the terminal shows the command is alive.
+    bar.enable_steady_tick(std::time::Duration::from_millis(200));
+    Some(bar)
 }
 
 fn since_start(since: std::time::Duration) -> Result<DateTime<Utc>> {

@@ -844,6 +844,17 @@ pub async fn refresh_all(
     sources: &[SourceConfig],
     cancel: &CancellationToken,
 ) -> Vec<Result<RefreshReport, (String, StoreError)>> {
+    refresh_all_with(ctx, sources, cancel, |_| {}).await
+}
+
+/// [`refresh_all`], calling `on_done` with each source's id as its refresh finishes (in source
+/// order), e.g. to advance a progress bar.
+pub async fn refresh_all_with(
+    ctx: &Context,
+    sources: &[SourceConfig],
+    cancel: &CancellationToken,
+    on_done: impl Fn(&str),
+) -> Vec<Result<RefreshReport, (String, StoreError)>> {
     let mut seen = HashSet::new();
     let unique: Vec<&SourceConfig> = sources
         .iter()
@@ -856,6 +867,12 @@ pub async fn refresh_all(
                 .map_err(|e| (source.id.clone(), e))
         })
         .buffered(ctx.settings.http.concurrency.max(1))
+        .inspect(|r| {
+            on_done(match r {
+                Ok(report) => &report.source,
+                Err((id, _)) => id,
+            })
+        })
         .collect()
         .await
 }
