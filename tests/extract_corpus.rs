@@ -179,3 +179,44 @@ fn arabic_pages_meet_every_expectation() {
     );
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
+
+/// The depth guard against hostile nesting must leave real pages alone: every page of the
+/// extraction benchmark and of the Arabic set passes through it unchanged.
+#[test]
+fn real_pages_are_untouched_by_the_depth_guard() {
+    let mut pages = 0;
+    for folder in ["extraction-benchmark/html", "html/arabic"] {
+        let dir = corpus_dir().join(folder);
+        for entry in std::fs::read_dir(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display())) {
+            let path = entry.expect("corpus entry").path();
+            let name = path.to_string_lossy().into_owned();
+            if !path.is_file() {
+                continue;
+            }
+            let bytes = std::fs::read(&path).expect("read page");
+            let html = if name.ends_with(".html.gz") {
+                let mut text = String::new();
+                flate2::read::GzDecoder::new(&bytes[..])
+                    .read_to_string(&mut text)
+                    .map(|_| text)
+                    .unwrap_or_default()
+            } else if name.ends_with(".html") {
+                String::from_utf8_lossy(&bytes).into_owned()
+            } else {
+                continue;
+            };
+            if html.is_empty() {
+                continue;
+            }
+            pages += 1;
+            assert!(
+                matches!(
+                    marsad::extract::depth::flatten_deep(&html),
+                    std::borrow::Cow::Borrowed(_)
+                ),
+                "{name} was changed by the depth guard"
+            );
+        }
+    }
+    assert!(pages > 180, "only {pages} pages read");
+}

@@ -43,7 +43,7 @@ pub fn extract_article(html: &str, url: &Url, rules: Option<&ArticleRules>) -> E
 
 fn extract_with(html: &str, ctx: &PageContext<'_>) -> Extracted {
     let (url, rules, dates) = (ctx.url, ctx.rules, ctx.dates());
-    let doc = Html::parse_document(&strip_inert(html));
+    let doc = Html::parse_document(&strip_inert(&super::depth::flatten_deep(html)));
     let page = PageMeta::collect(&doc);
 
     let title = rules

@@ -15,7 +15,7 @@ use url::Url;
 /// `<a href>` inside a matched non-anchor element), resolved against `base`, http(s) only,
 /// fragments removed, de-duplicated in page order.
 pub fn article_links(html: &str, base: &Url, selector: &Selector) -> Vec<Url> {
-    let doc = Html::parse_document(html);
+    let doc = Html::parse_document(&super::depth::flatten_deep(html));
     // A `<base href>` changes what relative links mean.
     let base = Selector::parse("base[href]")
         .ok()
@@ -68,7 +68,7 @@ fn document_base(doc: &Html, base: &Url) -> Url {
 /// Feeds the page advertises with `<link rel="alternate" type="application/rss+xml |
 /// application/atom+xml | application/feed+json" href>`, in page order.
 pub fn feed_links(html: &str, base: &Url) -> Vec<Url> {
-    let doc = Html::parse_document(html);
+    let doc = Html::parse_document(&super::depth::flatten_deep(html));
     let base = document_base(&doc, base);
     let Ok(links) = Selector::parse("link[href]") else {
         return Vec::new();
@@ -224,7 +224,7 @@ const ARTICLE_SCORE: i32 = 4;
 /// `/post/4101/موسكو-تستقبل-وفدا` scores 3+3+1+1+2 = 10; `/category/lebanon` and `/about` are
 /// excluded outright; `/en/kremlin-call.html` with a headline scores 1+1+1+2 = 5.
 pub fn discover_article_links(html: &str, base: &Url) -> Vec<Url> {
-    let doc = Html::parse_document(html);
+    let doc = Html::parse_document(&super::depth::flatten_deep(html));
     let page = {
         let mut p = base.clone();
         p.set_fragment(None);

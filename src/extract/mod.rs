@@ -7,6 +7,7 @@
 
 pub mod article;
 pub mod date;
+pub mod depth;
 pub mod feed;
 pub mod listing;
 pub mod sitemap;

@@ -8,7 +8,7 @@ use scraper::{ElementRef, Html, Node};
 
 /// Plain text of an HTML fragment, paragraphs joined with "\n\n".
 pub fn html_to_text(fragment: &str) -> String {
-    let html = Html::parse_fragment(fragment);
+    let html = Html::parse_fragment(&super::depth::flatten_deep(fragment));
     let mut out = Paragraphs::default();
     collect(html.root_element(), &mut out);
     out.finish().join("\n\n")
