@@ -892,3 +892,368 @@ async fn digest_send_killed_at_random_moments_sends_every_digest_once() {
     );
     assert!(!killed_rounds.is_empty(), "no send was killed");
 }
+
+// ---------------------------------------------------------------------------------------------
+// A full disk and a read-only database.
+
+/// A tmpfs of its own for the database, mounted for the test and unmounted on drop. Mounting
+/// needs root with CAP_SYS_ADMIN (so here and in CI's container when it is privileged); when it
+/// is refused the tests say so and use the closest real mechanism instead.
+struct SmallDisk {
+    path: std::path::PathBuf,
+}
+
+impl SmallDisk {
+    /// `MARSAD_CRASH_NO_MOUNT=1` refuses, to try the fallbacks where mounting works.
+    fn mount(path: &Path, size: &str) -> Result<SmallDisk, String> {
+        std::fs::create_dir_all(path).expect("mount point");
+        if std::env::var("MARSAD_CRASH_NO_MOUNT").is_ok_and(|v| v == "1") {
+            return Err("MARSAD_CRASH_NO_MOUNT=1".to_string());
+        }
+        let out = std::process::Command::new("mount")
+            .args([
+                "-t",
+                "tmpfs",
+                "-o",
+                &format!("size={size},mode=0755"),
+                "tmpfs",
+            ])
+            .arg(path)
+            .output()
+            .map_err(|e| format!("mount: {e}"))?;
+        if out.status.success() {
+            Ok(SmallDisk {
+                path: path.to_path_buf(),
+            })
+        } else {
+            Err(String::from_utf8_lossy(&out.stderr).trim().to_string())
+        }
+    }
+
+    /// `mount -o remount,ro` or `rw`: the disk turning read-only, as ext4 does after errors.
+    fn remount(&self, mode: &str) {
+        let out = std::process::Command::new("mount")
+            .args(["-o", &format!("remount,{mode}")])
+            .arg(&self.path)
+            .output()
+            .expect("run mount");
+        assert!(
+            out.status.success(),
+            "remount {mode}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(&self.path)
+            .status();
+    }
+}
+
+/// A configuration on a SQLite file at `db`, whatever backend the suite runs on.
+fn sqlite_config(dir: &Path, base: &str, db: &Path) -> std::path::PathBuf {
+    let config = write_config(
+        dir,
+        &sources(base),
+        OUTBOX_MAIL,
+        "timeout = \"3s\"\nmin_delay = \"0s\"\n",
+    );
+    set_storage_url(&config, &format!("sqlite://{}", db.display()));
+    config
+}
+
+/// `PRAGMA integrity_check` and the stored canonical URLs of a SQLite file.
+async fn sqlite_state(db: &Path) -> (Vec<String>, BTreeSet<String>) {
+    let pool = sqlite(db).await;
+    let integrity: Vec<String> = sqlx::query_scalar("PRAGMA integrity_check")
+        .fetch_all(&pool)
+        .await
+        .expect("integrity_check");
+    let urls: Vec<String> = sqlx::query_scalar("SELECT url FROM articles")
+        .fetch_all(&pool)
+        .await
+        .expect("read articles");
+    pool.close().await;
+    no_dups("articles", &urls);
+    (integrity, set(urls))
+}
+
+/// Runs `marsad fetch` with a limit on the size of files it writes (RLIMIT_FSIZE) and SIGXFSZ
+/// ignored, so a write past the limit fails with EFBIG like a write to a full disk fails.
+async fn fetch_with_file_size_limit(config: &Path, bytes: u64) -> std::process::Output {
+    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_marsad"));
+    cmd.arg("--config")
+        .arg(config)
+        .arg("fetch")
+        .env("MARSAD_LOG", "warn")
+        .stdin(Stdio::null());
+    // SAFETY: only async-signal-safe calls (setrlimit, signal) between fork and exec.
+    unsafe {
+        cmd.pre_exec(move || {
+            let limit = libc::rlimit {
+                rlim_cur: bytes as libc::rlim_t,
+                rlim_max: bytes as libc::rlim_t,
+            };
+            if libc::setrlimit(libc::RLIMIT_FSIZE, &limit) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+            Ok(())
+        });
+    }
+    cmd.output().await.expect("run marsad")
+}
+
+/// Fills the filesystem holding `file` until a write fails with ENOSPC.
+fn fill_disk(file: &Path) -> std::fs::File {
+    use std::io::Write;
+    let mut f = std::fs::File::create(file).expect("filler");
+    let chunk = vec![0u8; 4096];
+    loop {
+        match f.write(&chunk) {
+            Ok(0) => break,
+            Ok(_) => {}
+            Err(e) if e.raw_os_error() == Some(libc::ENOSPC) => break,
+            Err(e) => panic!("filling the disk: {e}"),
+        }
+    }
+    let _ = f.flush();
+    f
+}
+
+fn assert_clear(out: &std::process::Output, what: &str, db: &str, needles: &[&str]) {
+    let text = both(out);
+    println!("{what}: marsad said: {}", stderr(out).trim());
+    assert!(!out.status.success(), "{what}: fetch succeeded: {text}");
+    assert!(
+        text.contains(db),
+        "{what}: the message does not name the database {db}: {text}"
+    );
+    for needle in needles {
+        assert!(
+            text.contains(needle),
+            "{what}: the message does not say \"{needle}\": {text}"
+        );
+    }
+}
+
+/// SQLite on a full disk: `fetch` fails (exit 1) naming the database file and saying to free
+/// space, both when the disk is full before it starts and when it fills during the write; once
+/// space is freed the file passes `PRAGMA integrity_check` and a fetch stores everything,
+/// nothing stored before lost. SQLite-specific (a PostgreSQL server's disk is not ours to fill),
+/// so it runs on both passes of the suite.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_on_a_full_disk_fails_clearly_and_corrupts_nothing() {
+    let mut rng = Rng(seed("full disk"));
+    let mut site = Site::new();
+    site.grow(&mut rng, 3);
+    let server = StaticServer::start(HashMap::new())
+        .await
+        .expect("start test HTTP server");
+    site.publish(&server);
+    let base = server.base_url();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let disk_dir = dir.path().join("disk");
+    let mounted = SmallDisk::mount(&disk_dir, "4m");
+    let db = disk_dir.join("marsad.db");
+    let db_name = db.display().to_string();
+    let config = sqlite_config(dir.path(), &base, &db);
+
+    let out = run_marsad(&config, &["fetch"]).await;
+    assert!(out.status.success(), "first fetch: {}", both(&out));
+    let (_, before) = sqlite_state(&db).await;
+    assert_eq!(before, site.canonical(&base));
+
+    // News arrives while the disk is full: long articles, so the write needs room.
+    site.grow(&mut rng, 12);
+    site.publish(&server);
+    let filler = disk_dir.join("filler");
+    match &mounted {
+        Ok(_) => {
+            let file = fill_disk(&filler);
+            let out = run_marsad(&config, &["fetch"]).await;
+            assert_clear(
+                &out,
+                "disk full at start",
+                &db_name,
+                &["full", "free space"],
+            );
+
+            // Room to open the database (its 32 KiB shared-memory file), not to store the news.
+            let len = file.metadata().expect("filler size").len();
+            file.set_len(len.saturating_sub(48 * 1024))
+                .expect("free some space");
+            let out = run_marsad(&config, &["fetch"]).await;
+            assert_clear(
+                &out,
+                "disk full while writing",
+                &db_name,
+                &["full", "free space"],
+            );
+            drop(file);
+            std::fs::remove_file(&filler).expect("free the disk");
+        }
+        Err(why) => {
+            println!(
+                "mounting a small tmpfs was refused ({why}); the disk fills by RLIMIT_FSIZE \
+                 instead (writes past the limit fail with EFBIG)"
+            );
+            let size = std::fs::metadata(&db).expect("database file").len();
+            let out = fetch_with_file_size_limit(&config, size).await;
+            assert_clear(&out, "file size limit", &db_name, &["disk"]);
+        }
+    }
+    let (integrity, kept) = sqlite_state(&db).await;
+    assert_eq!(integrity, ["ok"], "integrity after the failed fetches");
+    assert!(
+        kept.is_superset(&before),
+        "articles lost by the failed fetches"
+    );
+
+    let out = run_marsad(&config, &["fetch"]).await;
+    assert!(
+        out.status.success(),
+        "fetch with space again: {}",
+        both(&out)
+    );
+    let (integrity, after) = sqlite_state(&db).await;
+    assert_eq!(integrity, ["ok"]);
+    assert_eq!(
+        after,
+        site.canonical(&base),
+        "everything stored once space is back"
+    );
+}
+
+/// A read-only database: `fetch` fails naming the database and saying how to make it writable;
+/// once it is writable again nothing is lost and the news is stored. On SQLite the disk is
+/// remounted read-only (or, where mounting is refused, the file and folder are not writable for
+/// the user marsad runs as); on PostgreSQL the database is set `default_transaction_read_only`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_read_only_database_fails_clearly_and_loses_nothing() {
+    let mut rng = Rng(seed("read-only"));
+    let mut site = Site::new();
+    site.grow(&mut rng, 3);
+    if test_storage_is_postgres() {
+        let env = Env::new(HashMap::new(), sources, OUTBOX_MAIL).await;
+        site.publish(&env.server);
+        let out = env.marsad(&["fetch"]).await;
+        assert!(out.status.success(), "first fetch: {}", both(&out));
+        let pg = env.pg.as_ref().expect("a PostgreSQL database");
+        let admin = sqlx::PgPool::connect(&pg_admin_url())
+            .await
+            .expect("connect to PostgreSQL");
+        let set_read_only = |on: bool| {
+            let sql = if on {
+                format!(
+                    "ALTER DATABASE {} SET default_transaction_read_only = on",
+                    pg.name
+                )
+            } else {
+                format!(
+                    "ALTER DATABASE {} RESET default_transaction_read_only",
+                    pg.name
+                )
+            };
+            let admin = admin.clone();
+            async move {
+                sqlx::query(sqlx::AssertSqlSafe(sql))
+                    .execute(&admin)
+                    .await
+                    .expect("ALTER DATABASE");
+            }
+        };
+        set_read_only(true).await;
+        site.grow(&mut rng, 3);
+        site.publish(&env.server);
+        let out = env.marsad(&["fetch"]).await;
+        assert_clear(&out, "read-only PostgreSQL", &pg.name, &["read-only"]);
+        set_read_only(false).await;
+        admin.close().await;
+        let out = env.marsad(&["fetch"]).await;
+        assert!(out.status.success(), "fetch once writable: {}", both(&out));
+        check_store(
+            &env,
+            &site,
+            true,
+            "after the read-only database became writable",
+        )
+        .await;
+        return;
+    }
+
+    let server = StaticServer::start(HashMap::new())
+        .await
+        .expect("start test HTTP server");
+    site.publish(&server);
+    let base = server.base_url();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let disk_dir = dir.path().join("disk");
+    let mounted = SmallDisk::mount(&disk_dir, "8m");
+    let db = disk_dir.join("marsad.db");
+    let db_name = db.display().to_string();
+    let config = sqlite_config(dir.path(), &base, &db);
+    let out = run_marsad(&config, &["fetch"]).await;
+    assert!(out.status.success(), "first fetch: {}", both(&out));
+    let (_, before) = sqlite_state(&db).await;
+
+    site.grow(&mut rng, 3);
+    site.publish(&server);
+    let out = match &mounted {
+        Ok(disk) => {
+            disk.remount("ro");
+            let out = run_marsad(&config, &["fetch"]).await;
+            disk.remount("rw");
+            out
+        }
+        Err(why) => {
+            use std::os::unix::fs::PermissionsExt;
+            println!(
+                "mounting a small tmpfs was refused ({why}); the database file and its folder \
+                 are made not writable for the user marsad runs as instead"
+            );
+            let mode = |p: &Path, m: u32| {
+                std::fs::set_permissions(p, std::fs::Permissions::from_mode(m)).expect("chmod")
+            };
+            mode(dir.path(), 0o755);
+            mode(&disk_dir, 0o555);
+            mode(&db, 0o444);
+            // Root ignores permission bits: run marsad as nobody then.
+            let out = if unsafe { libc::geteuid() } == 0 {
+                tokio::process::Command::new("setpriv")
+                    .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+                    .arg(env!("CARGO_BIN_EXE_marsad"))
+                    .arg("--config")
+                    .arg(&config)
+                    .arg("fetch")
+                    .env("MARSAD_LOG", "warn")
+                    .stdin(Stdio::null())
+                    .output()
+                    .await
+                    .expect("setpriv (util-linux) runs marsad as nobody")
+            } else {
+                run_marsad(&config, &["fetch"]).await
+            };
+            mode(&disk_dir, 0o755);
+            mode(&db, 0o644);
+            out
+        }
+    };
+    assert_clear(&out, "read-only SQLite", &db_name, &["writable"]);
+    let (integrity, kept) = sqlite_state(&db).await;
+    assert_eq!(integrity, ["ok"]);
+    assert_eq!(kept, before, "the read-only run changed nothing");
+    let out = run_marsad(&config, &["fetch"]).await;
+    assert!(out.status.success(), "fetch once writable: {}", both(&out));
+    let (integrity, after) = sqlite_state(&db).await;
+    assert_eq!(integrity, ["ok"]);
+    assert_eq!(
+        after,
+        site.canonical(&base),
+        "everything stored once writable"
+    );
+}
