@@ -1,8 +1,10 @@
 //! Crash consistency with real parts: the real binary is SIGKILLed at random moments while it
 //! fetches and stores a loopback site of four sources (an HTML listing, an RSS feed that also
 //! links some listing articles with tracking parameters, an Atom feed read in full text, and a
-//! sitemap; some pages answer slowly so kills land mid-refresh), and while it sends digests to a
-//! real SMTP server (aiosmtpd). After every kill the store must be consistent; after a final clean
+//! sitemap; some pages answer slowly so kills land mid-refresh), as `marsad fetch` and as the
+//! daemon `marsad run`, and while it sends digests to a real SMTP server (aiosmtpd). A full disk
+//! and a read-only database are tested at the end. After every kill the store must be
+//! consistent; after a final clean
 //! run nothing the site serves may be missing and no digest may be missing or sent twice, apart
 //! from the one documented window (killed after the SMTP server accepted, before the run was
 //! marked sent: resent once with the same Message-ID).
@@ -675,7 +677,7 @@ async fn fetch_killed_at_random_moments_stores_every_article_exactly_once() {
     site.publish(&env.server);
     let logs = tempfile::tempdir().expect("log dir");
     let n = iterations(24);
-    let (mut killed, mut finished) = (0, 0);
+    let (mut killed, mut finished, mut midway) = (0, 0, 0);
     let mut delays = Vec::new();
     for i in 0..n {
         if i > 0 {
@@ -685,10 +687,25 @@ async fn fetch_killed_at_random_moments_stores_every_article_exactly_once() {
         }
         let delay = window.delay(&mut rng);
         delays.push(delay.as_millis());
+        let logged = env
+            .try_count("SELECT COUNT(*) FROM fetches")
+            .await
+            .unwrap_or(0);
         let (ended, output) = run_and_kill(&env.config, &["fetch"], delay, logs.path()).await;
         window.observe(&ended);
         match ended {
-            Ended::Killed => killed += 1,
+            Ended::Killed => {
+                killed += 1;
+                // Some of the four sources' refreshes committed, not all: killed mid-run.
+                let done = env
+                    .try_count("SELECT COUNT(*) FROM fetches")
+                    .await
+                    .unwrap_or(0)
+                    - logged;
+                if (1..KINDS.len() as i64).contains(&done) {
+                    midway += 1;
+                }
+            }
             Ended::Exited(status, _) => {
                 assert!(
                     status.success(),
@@ -703,12 +720,146 @@ async fn fetch_killed_at_random_moments_stores_every_article_exactly_once() {
     assert!(out.status.success(), "final fetch: {}", both(&out));
     check_store(&env, &site, true, "after the final clean fetch").await;
     println!(
-        "fetch: {n} runs, {killed} killed, {finished} finished first; delays (ms) {delays:?}; \
+        "fetch: {n} runs, {killed} killed ({midway} between the commits of two sources), \
+         {finished} finished first; delays (ms) {delays:?}; \
          {} articles, {} raw URLs",
         site.articles.len(),
         site.raw(&env.server.base_url()).len()
     );
     assert!(killed > 0, "no run was killed: the kill window is too late");
+}
+
+/// `marsad run`, SIGKILLed at random moments while it refreshes the sources: after every kill the
+/// store is consistent, and a daemon then left running stores everything the site serves, once.
+/// A source leased by a killed daemon waits for its lease to expire (`[schedule] lease`, here 2 s)
+/// before another daemon takes it, so the final daemon must finish within a few leases.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn daemon_killed_at_random_moments_resumes_and_stores_every_article_once() {
+    let seed = seed("daemon");
+    let mut rng = Rng(seed.rotate_left(29));
+    let mut site = Site::new();
+    site.grow(&mut rng, 8);
+    let env = Env::new(HashMap::new(), sources, OUTBOX_MAIL).await;
+    let text = std::fs::read_to_string(&env.config).expect("read marsad.toml");
+    let text = text.replace(
+        "[schedule]\ntimezone = \"Asia/Beirut\"\n",
+        "[schedule]\ntimezone = \"Asia/Beirut\"\nlease = \"2s\"\n",
+    );
+    assert!(text.contains("lease = \"2s\""), "lease set: {text}");
+    std::fs::write(&env.config, text).expect("write marsad.toml");
+    site.publish(&env.server);
+    let logs = tempfile::tempdir().expect("log dir");
+
+    // A daemon never finishes by itself; the kills spread over the time one refresh round takes.
+    let window = Window(Duration::from_millis(1500));
+    let n = iterations(24) / 2;
+    let mut delays = Vec::new();
+    for i in 0..n {
+        if i > 0 {
+            // News arrives and the poll time comes (without waiting for the clock): every source
+            // is due again. Leases a killed daemon held are left as they are.
+            let more = rng.below(3) as usize;
+            site.grow(&mut rng, more);
+            site.publish(&env.server);
+            make_all_sources_due(&env).await;
+        }
+        let delay = window.delay(&mut rng);
+        delays.push(delay.as_millis());
+        let (ended, output) = run_and_kill(&env.config, &["run"], delay, logs.path()).await;
+        assert!(
+            matches!(ended, Ended::Killed),
+            "iteration {i}: the daemon exited by itself: {output}"
+        );
+        check_store(
+            &env,
+            &site,
+            false,
+            &format!("after daemon kill {i} at {delay:?}"),
+        )
+        .await;
+    }
+    let served = site.canonical(&env.server.base_url()).len() as i64;
+    let stored_by_killed = env
+        .try_count("SELECT COUNT(*) FROM articles")
+        .await
+        .unwrap_or(0);
+
+    let started = Instant::now();
+    let log = logs.path().join("daemon.log");
+    let mut daemon = tokio::process::Command::new(env!("CARGO_BIN_EXE_marsad"))
+        .arg("--config")
+        .arg(&env.config)
+        .arg("run")
+        .env("MARSAD_LOG", "warn,marsad=info")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).expect("daemon log"))
+        .kill_on_drop(true)
+        .spawn()
+        .expect("spawn the daemon");
+    loop {
+        let stored = env
+            .try_count("SELECT COUNT(*) FROM articles")
+            .await
+            .unwrap_or(0);
+        // Up (its SIGTERM handler installed) and done.
+        let up = std::fs::read_to_string(&log).is_ok_and(|l| l.contains("daemon started"));
+        if up && stored >= served {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "the daemon stored {stored} of {served} articles within 30 s of starting after the kills"
+        );
+        assert!(
+            daemon.try_wait().expect("poll the daemon").is_none(),
+            "the daemon exited"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let took = started.elapsed();
+    let pid = daemon.id().expect("daemon pid") as libc::pid_t;
+    // SAFETY: signalling our own child, which has not been reaped.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0, "SIGTERM");
+    let status = tokio::time::timeout(Duration::from_secs(20), daemon.wait())
+        .await
+        .expect("the daemon stops within 20 s of SIGTERM")
+        .expect("wait for the daemon");
+    assert_eq!(
+        status.code(),
+        Some(0),
+        "SIGTERM exits 0 ({status}): {}",
+        std::fs::read_to_string(&log).unwrap_or_default()
+    );
+    check_store(&env, &site, true, "after an undisturbed daemon").await;
+    println!(
+        "daemon: {n} kills (delays ms {delays:?}); {stored_by_killed} of {served} articles stored \
+         by the killed daemons; an undisturbed daemon stored the rest in {took:?}"
+    );
+}
+
+/// Sets every source's `next_run` to "now", as the poll schedule eventually does.
+async fn make_all_sources_due(env: &Env) {
+    const SQL: &str = "UPDATE sources SET next_run = NULL";
+    match &env.pg {
+        Some(pg) => {
+            let pool = sqlx::PgPool::connect(&pg.url).await.expect("connect");
+            sqlx::query(SQL).execute(&pool).await.expect(SQL);
+            pool.close().await;
+        }
+        None => {
+            if !env.db_path().exists() {
+                return;
+            }
+            let options = sqlx::sqlite::SqliteConnectOptions::new().filename(env.db_path());
+            let pool = sqlx::SqlitePool::connect_with(options)
+                .await
+                .expect("open the database");
+            // Before the first stored refresh the table may not exist yet.
+            let _ = sqlx::query(SQL).execute(&pool).await;
+            pool.close().await;
+        }
+    }
 }
 
 /// Message-IDs of the messages the SMTP server holds, with how many copies of each.
