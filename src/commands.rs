@@ -18,7 +18,7 @@ use marsad::matcher::{Hit, Matcher, WatchlistSpec};
 use marsad::model::{Field, NewMatch};
 use marsad::pipeline;
 use marsad::settings::{self, ConfigErrors, DigestConfig, Settings};
-use marsad::store::{Db, StoredArticle};
+use marsad::store::{Db, StoreError, StoredArticle};
 
 /// Invalid input on the command line or in an input file (exit code 2).
 #[derive(Debug, thiserror::Error)]
@@ -116,9 +116,35 @@ fn load(config: &Path) -> Result<Settings> {
 }
 
 async fn open(settings: &Settings) -> Result<Db> {
-    let db = Db::open(&settings.storage).await?;
-    db.sync_sources(&daemon::source_infos(settings)).await?;
+    let db = Db::open(&settings.storage)
+        .await
+        .map_err(|e| store_failure(&settings.storage, e))?;
+    db.sync_sources(&daemon::source_infos(settings))
+        .await
+        .map_err(|e| store_failure(&settings.storage, e))?;
     Ok(db)
+}
+
+/// The database a configuration names, safe to print (no password).
+fn storage_target(storage: &settings::Storage) -> String {
+    match storage {
+        settings::Storage::Sqlite(path) => path.display().to_string(),
+        settings::Storage::Postgres(url) => marsad::store::redact_url(url),
+    }
+}
+
+/// A store error as one message naming the database. Its text already includes its causes, so
+/// they are not chained again (`error: {err:#}` would repeat each of them).
+fn store_failure(storage: &settings::Storage, e: StoreError) -> anyhow::Error {
+    match e {
+        StoreError::Query { .. } | StoreError::Corrupt { .. } => {
+            anyhow!("the database {}: {e}", storage_target(storage))
+        }
+        // These name the database (or its folder) themselves.
+        StoreError::CreateDir { .. } | StoreError::Connect { .. } | StoreError::Migrate { .. } => {
+            anyhow!("{e}")
+        }
+    }
 }
 
 fn build(settings: Settings) -> Result<Loaded> {
@@ -156,6 +182,9 @@ struct FetchSummary {
     failed: usize,
     new_articles: usize,
     matches: usize,
+    /// Sources whose refresh could not be written to the database, with the first such error.
+    store_failed: usize,
+    store_error: Option<StoreError>,
 }
 
 async fn fetch_all(
@@ -202,6 +231,8 @@ async fn fetch_all(
         failed: 0,
         new_articles: 0,
         matches: 0,
+        store_failed: 0,
+        store_error: None,
     };
     for report in reports {
         match report {
@@ -224,7 +255,9 @@ async fn fetch_all(
             }
             Err((source, e)) => {
                 summary.failed += 1;
+                summary.store_failed += 1;
                 writeln!(out, "{source:<20} store-error  {e}")?;
+                summary.store_error.get_or_insert(e);
             }
         }
     }
@@ -234,6 +267,7 @@ async fn fetch_all(
 async fn fetch(config: &Path, only: &[String]) -> Result<ExitCode> {
     let settings = load(config)?;
     let db = open(&settings).await?;
+    let target = storage_target(&settings.storage);
     let loaded = build(settings)?;
     let summary = fetch_all(&loaded, &db, only, &mut std::io::stdout()).await?;
     db.close().await;
@@ -241,6 +275,16 @@ async fn fetch(config: &Path, only: &[String]) -> Result<ExitCode> {
         "{} sources, {} failed, {} new articles, {} matches",
         summary.sources, summary.failed, summary.new_articles, summary.matches
     );
+    if let Some(e) = &summary.store_error {
+        // The other sources' articles are stored; these sources are fetched again next time.
+        eprintln!(
+            "error: {} of {} sources could not be stored in the database {target}: {}",
+            summary.store_failed,
+            summary.sources,
+            e.advice()
+                .unwrap_or("see the store errors above, fix the cause, then run marsad again")
+        );
+    }
     // A failed source is a runtime failure for scripts, after every other source has run.
     Ok(if summary.failed > 0 {
         ExitCode::from(1)

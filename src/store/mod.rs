@@ -58,19 +58,25 @@ pub enum StoreError {
         #[source]
         source: std::io::Error,
     },
-    #[error("cannot open the database {target}: {source}; check [storage].url")]
+    #[error("cannot open the database {target}: {source}; {}", advice(source).unwrap_or("check [storage].url"))]
     Connect {
         target: String,
         #[source]
         source: sqlx::Error,
     },
-    #[error("cannot apply the database migrations to {target}: {source}")]
+    #[error(
+        "cannot apply the database migrations to {target}: {source}{}",
+        with_advice(migrate_cause(source))
+    )]
     Migrate {
         target: String,
         #[source]
         source: sqlx::migrate::MigrateError,
     },
-    #[error("database error while {context}: {source}")]
+    #[error(
+        "database error while {context}: {source}{}",
+        with_advice(Some(source))
+    )]
     Query {
         context: &'static str,
         #[source]
@@ -207,5 +213,80 @@ pub fn redact_url(url: &str) -> String {
         }
         Ok(parsed) => parsed.to_string(),
         Err(_) => "<unparsable database URL>".to_string(),
+    }
+}
+
+impl StoreError {
+    /// What to do about this error when its cause is one a person can fix on the machine: a full
+    /// disk, a read-only or unopenable database file, a failing write, a damaged file.
+    pub fn advice(&self) -> Option<&'static str> {
+        match self {
+            StoreError::Connect { source, .. } | StoreError::Query { source, .. } => advice(source),
+            StoreError::Migrate { source, .. } => migrate_cause(source).and_then(advice),
+            StoreError::CreateDir { .. } | StoreError::Corrupt { .. } => None,
+        }
+    }
+}
+
+fn migrate_cause(e: &sqlx::migrate::MigrateError) -> Option<&sqlx::Error> {
+    match e {
+        sqlx::migrate::MigrateError::Execute(e)
+        | sqlx::migrate::MigrateError::ExecuteMigration(e, _) => Some(e),
+        _ => None,
+    }
+}
+
+fn with_advice(e: Option<&sqlx::Error>) -> String {
+    e.and_then(advice)
+        .map(|a| format!("; {a}"))
+        .unwrap_or_default()
+}
+
+/// Advice for the database errors a person can fix, by SQLite result code or PostgreSQL SQLSTATE.
+fn advice(e: &sqlx::Error) -> Option<&'static str> {
+    use sqlx::error::DatabaseError as _;
+    let db = e.as_database_error()?;
+    if let Some(sqlite) = db.try_downcast_ref::<sqlx::sqlite::SqliteError>() {
+        // Extended result codes carry the primary code in their low byte.
+        let code = sqlite.code()?.parse::<i32>().ok()? & 0xff;
+        return match code {
+            13 => Some(
+                "the disk holding the database is full: free space on it (or move the database \
+                 to a disk with room and change [storage].url), then run marsad again; the \
+                 interrupted write was rolled back and nothing stored before is lost",
+            ),
+            8 => Some(
+                "the database is read-only for marsad: make the file, its folder and its \
+                 -wal/-shm files writable by the user marsad runs as (and the disk mounted \
+                 read-write), then run marsad again; nothing stored before is lost",
+            ),
+            14 => Some(
+                "marsad cannot open the file or create its -wal/-shm files beside it: check the \
+                 folder exists, is writable by the user marsad runs as and is on a disk mounted \
+                 read-write",
+            ),
+            10 => Some(
+                "reading or writing the database file failed: the disk may be full (free space \
+                 on it), past a file size limit (ulimit -f) or failing; fix that, then run \
+                 marsad again; the interrupted write was rolled back",
+            ),
+            11 | 26 => Some(
+                "the database file is damaged or not a marsad database: restore it from a \
+                 backup (`sqlite3 FILE 'PRAGMA integrity_check'` shows the damage)",
+            ),
+            _ => None,
+        };
+    }
+    match db.code()?.as_ref() {
+        "53100" => Some(
+            "the PostgreSQL server's disk is full: free space there, then run marsad again; the \
+             interrupted write was rolled back and nothing stored before is lost",
+        ),
+        "25006" => Some(
+            "the database is read-only (default_transaction_read_only is on, or the server is a \
+             standby): make it writable (ALTER DATABASE … RESET default_transaction_read_only) \
+             or point [storage].url at the primary, then run marsad again",
+        ),
+        _ => None,
     }
 }

@@ -434,3 +434,34 @@ pub fn set_storage_url(config: &Path, url: &str) {
     );
     std::fs::write(config, replaced).expect("write marsad.toml");
 }
+
+impl Env {
+    /// Runs a query returning one text column (e.g. `SELECT raw_url FROM article_urls`) against
+    /// the test's database, whichever backend it is on. Panics on errors.
+    pub async fn strings(&self, sql: &str) -> Vec<String> {
+        use sqlx::Row;
+        let rows = match &self.pg {
+            Some(pg) => {
+                let pool = sqlx::PgPool::connect(&pg.url)
+                    .await
+                    .unwrap_or_else(|e| panic!("connect for {sql}: {e}"));
+                let rows = sqlx::query(sqlx::AssertSqlSafe(sql.to_string()))
+                    .fetch_all(&pool)
+                    .await
+                    .and_then(|rows| rows.iter().map(|r| r.try_get::<String, _>(0)).collect());
+                pool.close().await;
+                rows
+            }
+            None => {
+                let pool = sqlite(&self.db_path()).await;
+                let rows = sqlx::query(sqlx::AssertSqlSafe(sql.to_string()))
+                    .fetch_all(&pool)
+                    .await
+                    .and_then(|rows| rows.iter().map(|r| r.try_get::<String, _>(0)).collect());
+                pool.close().await;
+                rows
+            }
+        };
+        rows.unwrap_or_else(|e| panic!("{sql}: {e}"))
+    }
+}
