@@ -892,15 +892,11 @@ fn collect(
     *before = now;
 }
 
-/// Waits until the wall clock enters a new second. A digest's Message-ID names its period's end
-/// to the second (`digest::run::message_id`), so two periods ending within one second would share
-/// a Message-ID; the test keeps its sends a second apart rather than trip over that.
-async fn next_second() {
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .expect("clock")
-        .subsec_micros();
-    tokio::time::sleep(Duration::from_micros(1_000_000 - u64::from(now) + 20_000)).await;
+/// Waits until the wall clock enters a new millisecond. A digest's Message-ID names its period's
+/// end to the millisecond (`digest::run::message_id`), so two periods ending within one
+/// millisecond would share a Message-ID.
+async fn next_millisecond() {
+    tokio::time::sleep(Duration::from_millis(2)).await;
 }
 
 /// `marsad digest send`, SIGKILLed at random moments after each clean fetch of new articles: no
@@ -922,7 +918,7 @@ async fn digest_send_killed_at_random_moments_sends_every_digest_once() {
     site.grow(&mut rng, 2);
     site.publish(&env.server);
     timed(&env, &["fetch"]).await;
-    next_second().await;
+    next_millisecond().await;
     let full = timed(&env, &["digest", "send", "daily"]).await;
     let mut window = Window(full.mul_f64(1.3));
     println!("a clean digest send took {full:?}");
@@ -944,7 +940,7 @@ async fn digest_send_killed_at_random_moments_sends_every_digest_once() {
             let out = env.marsad(&["fetch"]).await;
             assert!(out.status.success(), "round {round}: fetch: {}", both(&out));
         }
-        next_second().await;
+        next_millisecond().await;
         // No marsad runs between rounds: a message landing only now is the previous round's.
         collect(&smtp, &mut before, &mut arrivals, round - 1);
         // The last round is the clean final run.

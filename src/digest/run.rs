@@ -90,7 +90,8 @@ pub fn message_id(settings: &Settings, digest: &str, end: DateTime<Utc>) -> Stri
             }
         })
         .collect();
-    format!("{safe}.{}@{domain}", end.format("%Y%m%dT%H%M%SZ"))
+    // Milliseconds too: two manual sends within one second are two periods and need two ids.
+    format!("{safe}.{}@{domain}", end.format("%Y%m%dT%H%M%S%.3fZ"))
 }
 
 /// Selects and groups the matches of a period into the view the templates render.
