@@ -237,6 +237,14 @@ pub async fn run(
         digests = loaded.settings.digests.len(),
         "daemon started"
     );
+    match db.release_dead_source_leases().await {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(
+            sources = n,
+            "took over the sources a crashed daemon of this host held"
+        ),
+        Err(e) => tracing::warn!(error = %e, "could not look for leases of crashed daemons"),
+    }
 
     loop {
         let now = Utc::now();

@@ -77,6 +77,38 @@ impl Db {
         rows.context("decoding leased sources")
     }
 
+    /// Frees the sources leased by processes of this host that no longer run (see
+    /// [`lease_holder_is_dead`]), so a daemon restarted after a crash fetches them at once
+    /// instead of waiting for the dead process's leases to expire. Returns how many were freed.
+    pub async fn release_dead_source_leases(&self) -> Result<u64, StoreError> {
+        const HOLDERS: &str =
+            "SELECT DISTINCT lease_owner FROM sources WHERE lease_owner IS NOT NULL";
+        const FREE: &str =
+            "UPDATE sources SET lease_owner = NULL, lease_until = NULL WHERE lease_owner = $1";
+        let holders: Vec<String> = super::with_db!(self, pool => {
+            sqlx::query(HOLDERS)
+                .fetch_all(pool)
+                .await
+                .context("reading source lease holders")?
+                .iter()
+                .map(|r| r.try_get::<String, _>("lease_owner"))
+                .collect::<Result<Vec<_>, _>>()
+                .context("decoding source lease holders")?
+        });
+        let mut freed = 0;
+        for dead in holders.iter().filter(|h| lease_holder_is_dead(h)) {
+            freed += super::with_db!(self, pool => {
+                sqlx::query(FREE)
+                    .bind(dead)
+                    .execute(pool)
+                    .await
+                    .context("freeing a dead process's source leases")?
+                    .rows_affected()
+            });
+        }
+        Ok(freed)
+    }
+
     /// When the earliest of `ids` becomes due (or its lease expires); `None` without sources.
     pub async fn next_source_due(
         &self,
