@@ -5,7 +5,8 @@
 //! LOCKED`, so two daemons leasing at the same instant take disjoint sets instead of queueing on
 //! the same rows. When the refresh is stored, the lease is released and `next_run` (set by the
 //! refresh) keeps the source from being due again this period. A daemon that dies keeps its leases
-//! only until they expire; then any other daemon takes the sources over. SQLite runs the same
+//! only until they expire; then any other daemon takes the sources over. A daemon starting on the
+//! same host frees them at once, since it can tell the holder's process is gone. SQLite runs the same
 //! statement without `SKIP LOCKED` (a write there is serialised anyway).
 //!
 //! Pending digest runs are claimed the same way before sending, so two daemons never hand the same
