@@ -314,8 +314,17 @@ impl Body {
             .host_str()
             .and_then(|h| h.rsplit('.').next())
             .filter(|t| t.chars().all(|c| c.is_ascii_alphabetic()));
-        let (text, encoding) =
-            charset::decode_hinted(&self.bytes, self.content_type.as_deref(), tld);
+        // A header charset the bytes plainly contradict is a misconfigured server (a default
+        // charset set for the whole site): it is ignored and the document's own declaration, or
+        // detection, decides instead.
+        let declared = self
+            .content_type
+            .as_deref()
+            .filter(|ct| !header_charset_contradicted(ct, &self.bytes));
+        if declared.is_none() && self.content_type.is_some() {
+            tracing::debug!(url = %self.url, content_type = ?self.content_type, "the header's charset contradicts the body; ignored");
+        }
+        let (text, encoding) = charset::decode_hinted(&self.bytes, declared, tld);
         Page {
             status: self.status,
             etag: self.etag,
@@ -326,6 +335,32 @@ impl Body {
             bytes: self.bytes.len(),
             url: self.url,
         }
+    }
+}
+
+/// Whether the `charset` of a Content-Type is contradicted by the body: a legacy charset
+/// (ISO-8859-1, windows-1256, …) for bytes that are valid UTF-8 with non-ASCII text in them, or
+/// UTF-8 for bytes most of whose non-ASCII part is invalid UTF-8. Text in a legacy single-byte
+/// encoding is practically never valid UTF-8 by accident, and a UTF-8 page with a few broken
+/// bytes (which keeps its charset) has far more valid non-ASCII characters than invalid bytes.
+fn header_charset_contradicted(content_type: &str, body: &[u8]) -> bool {
+    let Some(declared) = charset::charset_param(content_type)
+        .and_then(|label| encoding_rs::Encoding::for_label(label.trim().as_bytes()))
+    else {
+        return false;
+    };
+    if encoding_rs::Encoding::for_bom(body).is_some() {
+        return false;
+    }
+    let (mut valid_non_ascii, mut invalid) = (0usize, 0usize);
+    for chunk in body.utf8_chunks() {
+        valid_non_ascii += chunk.valid().chars().filter(|c| !c.is_ascii()).count();
+        invalid += chunk.invalid().len();
+    }
+    if declared == encoding_rs::UTF_8 {
+        invalid > valid_non_ascii
+    } else {
+        invalid == 0 && valid_non_ascii > 0
     }
 }
 
@@ -1209,6 +1244,43 @@ mod tests {
             page.content_type.as_deref(),
             Some("text/html; charset=windows-1256")
         );
+    }
+
+    #[test]
+    fn a_header_charset_contradicted_by_the_body_is_ignored() {
+        let arabic = "الجيش الإسرائيلي يقصف جنوب لبنان";
+        let body = |bytes: &[u8]| Body {
+            url: Url::parse("http://example.org/a").unwrap(),
+            status: 200,
+            etag: None,
+            last_modified: None,
+            content_type: None,
+            bytes: bytes.to_vec(),
+        };
+        // UTF-8 bytes under a legacy label, and windows-1256 bytes under a UTF-8 label.
+        let (cp1256, _, _) = encoding_rs::WINDOWS_1256.encode(arabic);
+        for (label, bytes) in [
+            ("ISO-8859-1", arabic.as_bytes()),
+            ("windows-1256", arabic.as_bytes()),
+            ("utf-8", &cp1256[..]),
+        ] {
+            let mut b = body(bytes);
+            b.content_type = Some(format!("text/html; charset={label}"));
+            let page = b.into_page();
+            assert_eq!(page.text, arabic, "declared {label}");
+        }
+        // A right label stays, and so does UTF-8 with a few broken bytes.
+        let mut right = body(&cp1256);
+        right.content_type = Some("text/html; charset=windows-1256".into());
+        assert_eq!(right.into_page().encoding, "windows-1256");
+        let mut broken = arabic.as_bytes().to_vec();
+        broken.extend_from_slice(b" \xff ");
+        broken.extend_from_slice(arabic.as_bytes());
+        let mut b = body(&broken);
+        b.content_type = Some("text/html; charset=utf-8".into());
+        let page = b.into_page();
+        assert_eq!(page.encoding, "UTF-8");
+        assert!(page.text.starts_with(arabic) && page.text.contains('\u{fffd}'));
     }
 
     #[tokio::test]
