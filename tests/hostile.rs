@@ -51,6 +51,51 @@ async fn dribbler(bytes: &'static [u8]) -> String {
     format!("http://{addr}")
 }
 
+/// A raw TCP server answering every request with `response` as is, then closing: for answers the
+/// test HTTP server cannot give (no Content-Type header at all).
+async fn fixed(response: Vec<u8>) -> String {
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0))
+        .await
+        .expect("bind fixed server");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            let response = response.clone();
+            tokio::spawn(async move {
+                let mut request = [0u8; 4096];
+                if tokio::io::AsyncReadExt::read(&mut stream, &mut request)
+                    .await
+                    .is_ok()
+                {
+                    let _ = stream.write_all(&response).await;
+                    let _ = stream.shutdown().await;
+                }
+            });
+        }
+    });
+    format!("http://{addr}")
+}
+
+/// An RSS document with one item per (title, link path).
+fn rss(base: &str, items: &[(&str, &str)]) -> String {
+    let mut doc = String::from("<rss version=\"2.0\"><channel><title>t</title>");
+    for (title, path) in items {
+        doc.push_str(&format!(
+            "<item><title>{title}</title><link>{base}{path}</link><description>{title}</description></item>"
+        ));
+    }
+    doc.push_str("</channel></rss>");
+    doc
+}
+
+/// An article page with a headline and a paragraph long enough to count as the body.
+fn article_page(head: &str, headline: &str) -> String {
+    format!(
+        "<html><head>{head}<title>{headline}</title></head><body><article><h1>{headline}</h1><p>{}</p></article></body></html>",
+        format!("{headline}، وهذه فقرة تشرح الخبر بتفصيل كافٍ ليعد متناً للمقال. ").repeat(6)
+    )
+}
+
 fn feed(base: &str, id: &str, path: &str) -> String {
     format!("[[source]]\nid = \"{id}\"\nkind = \"feed\"\nurl = \"{base}{path}\"\n")
 }
@@ -135,6 +180,88 @@ async fn bad_sources_fail_cleanly_while_the_healthy_one_is_stored() {
         "/scripts/".into(),
         Route::new("application/octet-stream", scripts),
     );
+    // Redirects into a denied address: 127.0.0.2 is denied by [http].deny_networks below.
+    let denied_port = free_port();
+    routes.insert(
+        "/to-denied".into(),
+        Route::new("text/plain", "").with_status(302).with_header(
+            "location",
+            &format!("http://127.0.0.2:{denied_port}/rss.xml"),
+        ),
+    );
+    // Wrong or absent content types: feeds are recognised from their body, whatever the header.
+    // (The base URL is not known yet; items link to paths on the same server.)
+    for (path, content_type, title) in [
+        ("/ct-html.xml", "text/html", "خبر في خلاصة تقدم كصفحة"),
+        (
+            "/ct-octet.xml",
+            "application/octet-stream",
+            "خبر في خلاصة بلا نوع معروف",
+        ),
+    ] {
+        routes.insert(
+            path.into(),
+            Route::new(content_type, rss("", &[(title, &format!("{path}/item"))])),
+        );
+    }
+    // An article page served as text/plain is read as a page; one served as image/png is not
+    // downloaded at all (skipped, with the reason recorded).
+    routes.insert(
+        "/ct-pages/".into(),
+        Route::new(
+            "text/html",
+            "<a href=\"/ct-pages/plain\">p</a><a href=\"/ct-pages/png\">i</a>",
+        ),
+    );
+    routes.insert(
+        "/ct-pages/plain".into(),
+        Route::new("text/plain", article_page("", "صفحة تقدم كنص عادي")),
+    );
+    routes.insert(
+        "/ct-pages/png".into(),
+        Route::new("image/png", article_page("", "صفحة تقدم كصورة")),
+    );
+    // Charsets declared wrongly by the header: UTF-8 bodies labelled ISO-8859-1 and windows-1256,
+    // and a windows-1256 page (saying so in its <meta>) labelled UTF-8 by its server.
+    for (path, content_type, title) in [
+        (
+            "/cs-latin1.xml",
+            "application/rss+xml; charset=ISO-8859-1",
+            "عنوان بترميز معلن خطأ لاتيني",
+        ),
+        (
+            "/cs-1256.xml",
+            "application/rss+xml; charset=windows-1256",
+            "عنوان بترميز معلن خطأ عربي",
+        ),
+    ] {
+        routes.insert(
+            path.into(),
+            Route::new(content_type, rss("", &[(title, &format!("{path}/item"))])),
+        );
+    }
+    let page_1256 = article_page(
+        "<meta charset=\"windows-1256\">",
+        "صفحة بترميز ويندوز يعلن خادمها يونيكود",
+    );
+    let (cp1256, _, _) = encoding_rs::WINDOWS_1256.encode(&page_1256);
+    routes.insert(
+        "/cs-pages/".into(),
+        Route::new("text/html", "<a href=\"/cs-pages/1256\">x</a>"),
+    );
+    routes.insert(
+        "/cs-pages/1256".into(),
+        Route::new("text/html; charset=utf-8", cp1256.into_owned()),
+    );
+    let no_content_type = fixed(
+        format!(
+            "HTTP/1.1 200 OK\r\ncontent-length: {len}\r\nconnection: close\r\n\r\n{body}",
+            len = rss("", &[("خبر في خلاصة بلا ترويسة نوع", "/none/item")]).len(),
+            body = rss("", &[("خبر في خلاصة بلا ترويسة نوع", "/none/item")])
+        )
+        .into_bytes(),
+    )
+    .await;
     let slow_body = dribbler(b"HTTP/1.1 200 OK\r\ncontent-type: application/rss+xml\r\ncontent-length: 1000000\r\n\r\n<rss>").await;
     let endless_headers =
         dribbler(b"HTTP/1.1 200 OK\r\nx-padding: aaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\n").await;
@@ -148,6 +275,11 @@ async fn bad_sources_fail_cleanly_while_the_healthy_one_is_stored() {
             ("to-file", "/to-file"),
             ("laughs", "/laughs.xml"),
             ("deep-xml", "/deep.xml"),
+            ("to-denied", "/to-denied"),
+            ("ct-html", "/ct-html.xml"),
+            ("ct-octet", "/ct-octet.xml"),
+            ("cs-latin1", "/cs-latin1.xml"),
+            ("cs-1256", "/cs-1256.xml"),
         ] {
             s.push_str(&feed(base, id, path));
         }
@@ -155,6 +287,8 @@ async fn bad_sources_fail_cleanly_while_the_healthy_one_is_stored() {
             ("deep-html", "/deep/"),
             ("invalid", "/invalid/"),
             ("scripts", "/scripts/"),
+            ("ct-pages", "/ct-pages/"),
+            ("cs-pages", "/cs-pages/"),
         ] {
             s.push_str(&format!(
                 "[[source]]\nid = \"{id}\"\nkind = \"html\"\nurl = \"{base}{path}\"\n[source.listing]\nlinks = \"a\"\n"
@@ -162,9 +296,11 @@ async fn bad_sources_fail_cleanly_while_the_healthy_one_is_stored() {
         }
         s.push_str(&feed(&slow_body, "slowloris", "/feed"));
         s.push_str(&feed(&endless_headers, "endless-headers", "/feed"));
+        s.push_str(&feed(&no_content_type, "ct-none", "/feed"));
         s
     };
     let env = Env::new(routes, sources, OUTBOX_MAIL).await;
+    deny_in_config(&env, "[\"127.0.0.2/32\"]");
 
     let started = Instant::now();
     let out = env.marsad(&["fetch"]).await;
@@ -213,6 +349,10 @@ async fn bad_sources_fail_cleanly_while_the_healthy_one_is_stored() {
         // The first request to these hosts is robots.txt: it is what times out.
         ("slowloris", "no response within 3s"),
         ("endless-headers", "no response within 3s"),
+        (
+            "to-denied",
+            "127.0.0.2 is 127.0.0.2, in 127.0.0.2/32, which [http].deny_networks forbids",
+        ),
     ] {
         let s = source(id);
         assert_eq!(s["consecutive_failures"], 1, "{id} should fail: {s}");
@@ -222,8 +362,40 @@ async fn bad_sources_fail_cleanly_while_the_healthy_one_is_stored() {
             "{id}: error should say {words:?}: {error}"
         );
     }
-    // Entities are never expanded into a stored title, and nothing of /etc/passwd leaks.
+    // Feeds with a wrong or no content type, and wrongly declared charsets, are stored with
+    // their Arabic titles intact.
+    for id in ["ct-html", "ct-octet", "ct-none", "cs-latin1", "cs-1256"] {
+        assert_eq!(
+            source(id)["consecutive_failures"],
+            0,
+            "{id}: {}",
+            source(id)
+        );
+    }
     let all = json_lines(&env.marsad(&["articles", "--json", "--since", "1h"]).await);
+    let titles: Vec<&str> = all.iter().filter_map(|a| a["title"].as_str()).collect();
+    for title in [
+        "خبر في خلاصة تقدم كصفحة",
+        "خبر في خلاصة بلا نوع معروف",
+        "خبر في خلاصة بلا ترويسة نوع",
+        "عنوان بترميز معلن خطأ لاتيني",
+        "عنوان بترميز معلن خطأ عربي",
+        "صفحة تقدم كنص عادي",
+        "صفحة بترميز ويندوز يعلن خادمها يونيكود",
+    ] {
+        assert!(titles.contains(&title), "{title:?} not among {titles:?}");
+    }
+    // The page served as an image is skipped with its reason, not stored.
+    assert!(!titles.contains(&"صفحة تقدم كصورة"), "{titles:?}");
+    let ct_pages = source("ct-pages");
+    assert!(
+        ct_pages["last_error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("not a web page (content type image/png)"),
+        "{ct_pages}"
+    );
+    // Entities are never expanded into a stored title, and nothing of /etc/passwd leaks.
     for a in &all {
         let title = a["title"].as_str().unwrap_or_default();
         assert!(
@@ -249,4 +421,12 @@ async fn bad_sources_fail_cleanly_while_the_healthy_one_is_stored() {
             .contains("نص عربي بعد بايتات فاسدة")),
         "page with invalid UTF-8 stored"
     );
+}
+
+/// Sets `[http].deny_networks` in the test's marsad.toml.
+fn deny_in_config(env: &Env, list: &str) {
+    let text = std::fs::read_to_string(&env.config).expect("read marsad.toml");
+    let replaced = text.replacen("[http]\n", &format!("[http]\ndeny_networks = {list}\n"), 1);
+    assert_ne!(text, replaced, "marsad.toml has an [http] table");
+    std::fs::write(&env.config, replaced).expect("write marsad.toml");
 }

@@ -189,9 +189,8 @@ impl reqwest::dns::Resolve for DenyResolver {
         let deny = self.deny.clone();
         let host = name.as_str().to_string();
         Box::pin(async move {
-            let found: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), 0))
-                .await?
-                .collect();
+            let found: Vec<SocketAddr> =
+                tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
             let mut first_denied = None;
             let allowed: Vec<SocketAddr> = found
                 .into_iter()
@@ -211,7 +210,8 @@ impl reqwest::dns::Resolve for DenyResolver {
                     host,
                     addr,
                     network,
-                }) as Box<dyn std::error::Error + Send + Sync>);
+                })
+                    as Box<dyn std::error::Error + Send + Sync>);
             }
             Ok(Box::new(allowed.into_iter()) as reqwest::dns::Addrs)
         })

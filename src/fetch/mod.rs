@@ -1192,12 +1192,7 @@ mod tests {
         assert!(!err.is_transient());
         assert!(err.to_string().contains("[http].deny_networks"), "{err}");
         // The denied address does answer when nothing denies it.
-        let ok = page(
-            denying(&[])
-                .get(&url(addr, "/"), None)
-                .await
-                .unwrap(),
-        );
+        let ok = page(denying(&[]).get(&url(addr, "/"), None).await.unwrap());
         assert_eq!(ok.text, "inside");
     }
 

@@ -601,7 +601,10 @@ fn http_deny_networks_are_read_and_replace_the_default() {
     assert!(deny.denies(ip("192.0.2.7")).is_some());
     assert!(deny.denies(ip("2001:db8::1")).is_some());
     assert!(deny.denies(ip("192.0.2.8")).is_none());
-    assert!(deny.denies(ip("169.254.169.254")).is_none(), "the list replaces the default");
+    assert!(
+        deny.denies(ip("169.254.169.254")).is_none(),
+        "the list replaces the default"
+    );
     f.write("marsad.toml", "[http]\ndeny_networks = []\n");
     assert!(f.load().expect("valid").http.deny_networks.is_empty());
 }
