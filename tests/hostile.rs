@@ -361,7 +361,7 @@ async fn bad_sources_fail_cleanly_while_the_healthy_one_is_stored() {
         ),
         (
             "to-denied",
-            "127.0.0.2 is 127.0.0.2, in 127.0.0.2/32, which [http].deny_networks forbids",
+            "127.0.0.2 is in 127.0.0.2/32, which [http].deny_networks forbids",
         ),
     ] {
         let s = source(id);

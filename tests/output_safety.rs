@@ -128,9 +128,14 @@ fn hostile_sources(base: &str) -> String {
 #[tokio::test]
 async fn hostile_page_text_is_escaped_linked_only_over_http_and_cannot_inject_headers() {
     let env = Env::new(hostile_site(), hostile_sources, OUTBOX_MAIL).await;
-    // The digest's own subject, from the configuration, tries a header injection too.
+    // The digest's own subject, from the configuration, tries a header injection too, and so
+    // does the name of a second digest (which goes into its default subject).
     let mut config = std::fs::read_to_string(&env.config).expect("read marsad.toml");
     config.push_str("subject = \"Daily\\r\\nBcc: config@evil.example\"\n");
+    config.push_str(
+        "\n[[digest]]\nname = \"named\\r\\nBcc: name@evil.example\"\nto = [\"desk@example.org\"]\n\
+         schedule = \"0 7 * * *\"\nwatchlists = [\"lebanon\"]\nlanguage = \"en\"\n",
+    );
     std::fs::write(&env.config, config).expect("write marsad.toml");
 
     let fetched = env.marsad(&["fetch"]).await;
@@ -159,38 +164,49 @@ async fn hostile_page_text_is_escaped_linked_only_over_http_and_cannot_inject_he
         }
     }
 
-    let sent = env.marsad(&["digest", "send", "daily"]).await;
+    // Both digests.
+    let sent = env.marsad(&["digest", "send"]).await;
     assert!(sent.status.success(), "{}", both(&sent));
-    let files: Vec<_> = std::fs::read_dir(env.outbox())
+    let mut files: Vec<_> = std::fs::read_dir(env.outbox())
         .expect("outbox")
         .flatten()
+        .map(|f| std::fs::read(f.path()).expect("read eml"))
         .collect();
-    assert_eq!(files.len(), 1);
-    let raw = std::fs::read(files[0].path()).expect("read eml");
-
-    // Headers: nothing from a title or the configured subject starts a header of its own.
-    let head_end = raw
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .expect("end of headers");
-    let head = String::from_utf8_lossy(&raw[..head_end]).to_ascii_lowercase();
-    for line in head.split("\r\n") {
-        assert!(!line.starts_with("bcc:"), "injected header: {head}");
+    assert_eq!(files.len(), 2, "{}", both(&sent));
+    let parser = MessageParser::default();
+    for raw in &files {
+        // Headers: nothing from a title or the configuration starts a header of its own.
+        let head_end = raw
+            .windows(4)
+            .position(|w| w == b"\r\n\r\n")
+            .expect("end of headers");
+        let head = String::from_utf8_lossy(&raw[..head_end]).to_ascii_lowercase();
+        for line in head.split("\r\n") {
+            assert!(!line.starts_with("bcc:"), "injected header: {head}");
+        }
+        let msg = parser.parse(raw).expect("parsable MIME");
+        assert!(msg.bcc().is_none(), "a Bcc header");
+        assert_eq!(
+            msg.to()
+                .map(|to| to.iter().filter_map(|a| a.address()).collect::<Vec<_>>()),
+            Some(vec!["desk@example.org"]),
+            "only the configured recipient"
+        );
+        let subject = msg.subject().expect("subject");
+        assert!(
+            !subject.contains(['\r', '\n']) && subject.contains("Bcc: "),
+            "the would-be header stays inside the subject: {subject:?}"
+        );
     }
-    let msg = MessageParser::default().parse(&raw).expect("parsable MIME");
-    assert!(msg.bcc().is_none(), "a Bcc header");
-    assert_eq!(
-        msg.to()
-            .map(|to| to.iter().filter_map(|a| a.address()).collect::<Vec<_>>()),
-        Some(vec!["desk@example.org"]),
-        "only the configured recipient"
-    );
-    let subject = msg.subject().expect("subject");
-    assert!(
-        !subject.contains(['\r', '\n']) && subject.starts_with("Daily"),
-        "{subject:?}"
-    );
-
+    // The rest is about the daily digest.
+    files.retain(|raw| {
+        parser
+            .parse(raw)
+            .and_then(|m| m.subject().map(|s| s.starts_with("Daily")))
+            .unwrap_or(false)
+    });
+    assert_eq!(files.len(), 1, "one subject starts with Daily");
+    let msg = parser.parse(&files[0]).expect("parsable MIME");
     let html = msg.body_html(0).expect("HTML part").into_owned();
     let text = msg.body_text(0).expect("text part").into_owned();
     let doc = scraper::Html::parse_document(&html);

@@ -170,13 +170,26 @@ impl DenyList {
 }
 
 /// A host name resolved only to denied addresses (or an address literal that is denied).
-#[derive(Debug, Clone, thiserror::Error)]
-#[error("{host} is {addr}, in {network}, which [http].deny_networks forbids")]
+#[derive(Debug, Clone)]
 pub struct Denied {
     pub host: String,
     pub addr: IpAddr,
     pub network: String,
 }
+
+impl fmt::Display for Denied {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let literal = self.host.trim_start_matches('[').trim_end_matches(']');
+        if literal.parse::<IpAddr>().is_ok_and(|ip| ip == self.addr) {
+            write!(f, "{} is in {}", self.host, self.network)?;
+        } else {
+            write!(f, "{} is {}, in {}", self.host, self.addr, self.network)?;
+        }
+        write!(f, ", which [http].deny_networks forbids")
+    }
+}
+
+impl std::error::Error for Denied {}
 
 /// The system resolver with denied addresses removed from its answers. A name left with no
 /// address fails with [`Denied`], which the fetcher reports as [`super::FetchError::Denied`].

@@ -1208,6 +1208,15 @@ mod tests {
             matches!(&err, FetchError::Denied { reason, .. } if reason.host == "localhost" && reason.network.starts_with("loopback")),
             "{err}"
         );
+        // The message says which address the name resolved to.
+        assert!(
+            err.to_string()
+                .contains("localhost is 127.0.0.1, in loopback (127.0.0.0/8)")
+                || err
+                    .to_string()
+                    .contains("localhost is ::1, in loopback (::1/128)"),
+            "{err}"
+        );
         // Denying another block leaves the name usable.
         let ok = page(denying(&["10.0.0.0/8"]).get(&by_name, None).await.unwrap());
         assert_eq!(ok.text, "local");
