@@ -205,12 +205,15 @@ async fn bad_sources_fail_cleanly_while_the_healthy_one_is_stored() {
         );
     }
     // An article page served as text/plain is read as a page; one served as image/png is not
-    // downloaded at all (skipped, with the reason recorded).
+    // downloaded at all (skipped, with the reason recorded), nor one at a denied address.
     routes.insert(
         "/ct-pages/".into(),
         Route::new(
             "text/html",
-            "<a href=\"/ct-pages/plain\">p</a><a href=\"/ct-pages/png\">i</a>",
+            format!(
+                "<a href=\"/ct-pages/plain\">p</a><a href=\"/ct-pages/png\">i</a>\
+                 <a href=\"http://127.0.0.2:{denied_port}/ct-pages/inside\">d</a>"
+            ),
         ),
     );
     routes.insert(
@@ -405,6 +408,14 @@ async fn bad_sources_fail_cleanly_while_the_healthy_one_is_stored() {
             .contains("not a web page (content type image/png)"),
         "{ct_pages}"
     );
+    assert!(
+        ct_pages["last_error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("127.0.0.2 is in 127.0.0.2/32, which [http].deny_networks forbids"),
+        "{ct_pages}"
+    );
+    assert_eq!(ct_pages["consecutive_failures"], 0, "{ct_pages}");
     // Entities are never expanded into a stored title, and nothing of /etc/passwd leaks.
     for a in &all {
         let title = a["title"].as_str().unwrap_or_default();

@@ -191,12 +191,12 @@ impl FetchError {
         }
     }
 
-    /// Whether the URL was deliberately not fetched (robots.txt, content type) rather than failed:
-    /// such a page is recorded as skipped, not retried as an error.
+    /// Whether the URL was deliberately not fetched (robots.txt, content type, a denied address)
+    /// rather than failed: such a page is recorded as skipped, not retried as an error.
     pub fn is_skip(&self) -> bool {
         matches!(
             self,
-            FetchError::Disallowed { .. } | FetchError::NotHtml { .. }
+            FetchError::Disallowed { .. } | FetchError::NotHtml { .. } | FetchError::Denied { .. }
         )
     }
 
@@ -1190,6 +1190,10 @@ mod tests {
             "{err}"
         );
         assert!(!err.is_transient());
+        assert!(
+            err.is_skip(),
+            "an article page there is skipped, not retried"
+        );
         assert!(err.to_string().contains("[http].deny_networks"), "{err}");
         // The denied address does answer when nothing denies it.
         let ok = page(denying(&[]).get(&url(addr, "/"), None).await.unwrap());
