@@ -267,8 +267,9 @@ async fn secrets_never_appear_in_logs_errors_or_status() {
     let secrets_dir = tempfile::tempdir().expect("dir");
     let password_file = secrets_dir.path().join("smtp-password");
     std::fs::write(&password_file, format!("{SMTP_SECRET}\n")).expect("write password");
-    // An SMTP server that is not there: sending fails after the password was read.
-    let smtp_port = free_port();
+    // A real SMTP server that offers no AUTH: logging in fails after the password was read.
+    let smtp = SmtpServer::start();
+    let smtp_port = smtp.port;
     let mail = format!(
         "[mail]\ntransport = \"smtp\"\nurl = \"smtp://127.0.0.1:{smtp_port}\"\nfrom = \"marsad <marsad@test.localhost>\"\n\
          username = \"marsad\"\npassword_file = \"{}\"\n",
@@ -295,9 +296,12 @@ async fn secrets_never_appear_in_logs_errors_or_status() {
         }
     }
     assert!(
-        seen.contains(&format!("127.0.0.1:{smtp_port}")),
-        "the SMTP failure is reported: {seen}"
+        seen.contains(&format!("127.0.0.1:{smtp_port}"))
+            && seen.contains("authentication")
+            && seen.contains("[mail].username"),
+        "the SMTP login failure is reported: {seen}"
     );
+    assert!(smtp.messages().is_empty(), "nothing was delivered");
     assert!(!seen.contains(SMTP_SECRET), "SMTP password leaked");
     assert!(!seen.contains(PG_SECRET), "database password leaked");
 
