@@ -58,6 +58,7 @@ impl Loaded {
             max_redirects: settings.http.max_redirects,
             min_delay: settings.http.min_delay,
             robots: settings.http.robots,
+            deny: settings.http.deny_networks.clone(),
         })
         .map_err(|e| e.to_string())?;
         let mailer = crate::deliver::mailer_from_settings(&settings.mail, settings.http.timeout)

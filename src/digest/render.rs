@@ -456,25 +456,43 @@ struct SectionContext<'a> {
 
 #[derive(Debug, Serialize)]
 struct ItemContext<'a> {
-    title: &'a str,
-    url: &'a str,
+    title: Cow<'a, str>,
+    url: Cow<'a, str>,
     /// `Some` only for http(s) URLs.
     href: Option<String>,
-    source: &'a str,
+    source: Cow<'a, str>,
     published: Option<&'a str>,
     /// The `lang` attribute: the item's language, else guessed from its script, else "" (unknown).
     lang: &'a str,
     dir: &'static str,
     terms: &'a [String],
-    snippet: Option<&'a Snippet>,
+    snippet: Option<Snippet>,
     also: Vec<AlsoContext<'a>>,
 }
 
 #[derive(Debug, Serialize)]
 struct AlsoContext<'a> {
-    source: &'a str,
-    url: &'a str,
+    source: Cow<'a, str>,
+    url: Cow<'a, str>,
     href: Option<String>,
+}
+
+/// Explicit bidi embeddings, overrides and isolates (U+202A–U+202E, U+2066–U+2069).
+fn is_bidi_control(c: char) -> bool {
+    matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+}
+
+/// Page text with its explicit bidi controls removed. An unterminated RIGHT-TO-LEFT OVERRIDE
+/// (U+202E) in a title would reverse whatever follows it on the line (`exe.txt` shown for
+/// `txt.exe`, a link text contradicting its target); the digest sets direction itself with
+/// `dir`, `<bdi>` and the `isolate` filter, so the page's own controls are dropped rather than
+/// balanced. Marks (U+200E/U+200F) stay: they reorder nothing beyond themselves.
+fn without_bidi_controls(text: &str) -> Cow<'_, str> {
+    if text.contains(is_bidi_control) {
+        Cow::Owned(text.chars().filter(|c| !is_bidi_control(*c)).collect())
+    } else {
+        Cow::Borrowed(text)
+    }
 }
 
 impl<'a> Context<'a> {
@@ -523,21 +541,25 @@ impl<'a> ItemContext<'a> {
             None => Script::dominant(&sample).map_or("", Script::language),
         };
         ItemContext {
-            title: &item.title,
-            url: &item.url,
+            title: without_bidi_controls(&item.title),
+            url: without_bidi_controls(&item.url),
             href: http_href(&item.url),
-            source: &item.source,
+            source: without_bidi_controls(&item.source),
             published: item.published.as_deref(),
             lang,
             dir: direction(language, &sample),
             terms: &item.terms,
-            snippet: item.snippet.as_ref(),
+            snippet: item.snippet.as_ref().map(|s| Snippet {
+                before: without_bidi_controls(&s.before).into_owned(),
+                hit: without_bidi_controls(&s.hit).into_owned(),
+                after: without_bidi_controls(&s.after).into_owned(),
+            }),
             also: item
                 .also
                 .iter()
                 .map(|(source, url)| AlsoContext {
-                    source,
-                    url,
+                    source: without_bidi_controls(source),
+                    url: without_bidi_controls(url),
                     href: http_href(url),
                 })
                 .collect(),

@@ -15,6 +15,7 @@
 //! web page (PDF, images, video), before any of the body is downloaded.
 
 pub mod charset;
+pub mod deny;
 pub mod robots;
 
 use std::collections::HashMap;
@@ -45,6 +46,9 @@ pub struct HttpOptions {
     pub min_delay: Duration,
     /// Whether robots.txt is read and honoured.
     pub robots: bool,
+    /// Addresses never connected to (`[http].deny_networks`), checked on every hop and after
+    /// DNS resolution.
+    pub deny: deny::DenyList,
 }
 
 impl Default for HttpOptions {
@@ -59,6 +63,7 @@ impl Default for HttpOptions {
             max_redirects: 10,
             min_delay: Duration::from_millis(500),
             robots: true,
+            deny: deny::DenyList::default_list(),
         }
     }
 }
@@ -152,6 +157,10 @@ pub enum FetchError {
         "GET {url}: content type {content_type:?} is not a web page; skipped (only HTML pages are extracted)"
     )]
     NotHtml { url: String, content_type: String },
+    #[error(
+        "GET {url}: not fetched: {reason}; remove the source, or change [http].deny_networks if this address is meant to be reached"
+    )]
+    Denied { url: String, reason: deny::Denied },
     #[error("GET {url}: cannot connect: {reason}; check the host name, DNS and network")]
     Connect { url: String, reason: String },
     #[error("GET {url}: network error: {reason}; it may be temporary, the source will be retried")]
@@ -177,16 +186,17 @@ impl FetchError {
             | FetchError::TooManyRedirects { .. }
             | FetchError::BadRedirect { .. }
             | FetchError::Disallowed { .. }
+            | FetchError::Denied { .. }
             | FetchError::NotHtml { .. } => false,
         }
     }
 
-    /// Whether the URL was deliberately not fetched (robots.txt, content type) rather than failed:
-    /// such a page is recorded as skipped, not retried as an error.
+    /// Whether the URL was deliberately not fetched (robots.txt, content type, a denied address)
+    /// rather than failed: such a page is recorded as skipped, not retried as an error.
     pub fn is_skip(&self) -> bool {
         matches!(
             self,
-            FetchError::Disallowed { .. } | FetchError::NotHtml { .. }
+            FetchError::Disallowed { .. } | FetchError::NotHtml { .. } | FetchError::Denied { .. }
         )
     }
 
@@ -220,6 +230,7 @@ impl FetchError {
             | FetchError::Network { url, .. }
             | FetchError::Disallowed { url, .. }
             | FetchError::RobotsUnreachable { url, .. }
+            | FetchError::Denied { url, .. }
             | FetchError::NotHtml { url, .. } => Some(url),
         }
     }
@@ -303,8 +314,17 @@ impl Body {
             .host_str()
             .and_then(|h| h.rsplit('.').next())
             .filter(|t| t.chars().all(|c| c.is_ascii_alphabetic()));
-        let (text, encoding) =
-            charset::decode_hinted(&self.bytes, self.content_type.as_deref(), tld);
+        // A header charset the bytes plainly contradict is a misconfigured server (a default
+        // charset set for the whole site): it is ignored and the document's own declaration, or
+        // detection, decides instead.
+        let declared = self
+            .content_type
+            .as_deref()
+            .filter(|ct| !header_charset_contradicted(ct, &self.bytes));
+        if declared.is_none() && self.content_type.is_some() {
+            tracing::debug!(url = %self.url, content_type = ?self.content_type, "the header's charset contradicts the body; ignored");
+        }
+        let (text, encoding) = charset::decode_hinted(&self.bytes, declared, tld);
         Page {
             status: self.status,
             etag: self.etag,
@@ -315,6 +335,32 @@ impl Body {
             bytes: self.bytes.len(),
             url: self.url,
         }
+    }
+}
+
+/// Whether the `charset` of a Content-Type is contradicted by the body: a legacy charset
+/// (ISO-8859-1, windows-1256, …) for bytes that are valid UTF-8 with non-ASCII text in them, or
+/// UTF-8 for bytes most of whose non-ASCII part is invalid UTF-8. Text in a legacy single-byte
+/// encoding is practically never valid UTF-8 by accident, and a UTF-8 page with a few broken
+/// bytes (which keeps its charset) has far more valid non-ASCII characters than invalid bytes.
+fn header_charset_contradicted(content_type: &str, body: &[u8]) -> bool {
+    let Some(declared) = charset::charset_param(content_type)
+        .and_then(|label| encoding_rs::Encoding::for_label(label.trim().as_bytes()))
+    else {
+        return false;
+    };
+    if encoding_rs::Encoding::for_bom(body).is_some() {
+        return false;
+    }
+    let (mut valid_non_ascii, mut invalid) = (0usize, 0usize);
+    for chunk in body.utf8_chunks() {
+        valid_non_ascii += chunk.valid().chars().filter(|c| !c.is_ascii()).count();
+        invalid += chunk.invalid().len();
+    }
+    if declared == encoding_rs::UTF_8 {
+        invalid > valid_non_ascii
+    } else {
+        invalid == 0 && valid_non_ascii > 0
     }
 }
 
@@ -362,6 +408,10 @@ impl Fetcher {
             .default_headers(headers)
             // Redirects are followed in `get`, hop by hop, so each one is checked and counted.
             .redirect(reqwest::redirect::Policy::none())
+            // Host names are checked against [http].deny_networks once resolved.
+            .dns_resolver(Arc::new(deny::DenyResolver {
+                deny: Arc::new(opts.deny.clone()),
+            }))
             .connect_timeout(opts.timeout)
             .build()
             .map_err(|e| FetchError::Client(error_chain(&e)))?;
@@ -455,6 +505,7 @@ impl Fetcher {
         let mut current = url.clone();
         let mut redirects = 0;
         loop {
+            self.check_address(&current)?;
             if polite && self.inner.opts.robots {
                 self.check_robots(&current).await?;
             }
@@ -490,6 +541,27 @@ impl Fetcher {
                     current = next;
                 }
             }
+        }
+    }
+
+    /// Refuses a URL whose host is an address literal in `[http].deny_networks` (host names are
+    /// checked by the resolver, on the addresses they resolve to).
+    fn check_address(&self, url: &Url) -> Result<(), FetchError> {
+        let ip = match url.host() {
+            Some(url::Host::Ipv4(ip)) => std::net::IpAddr::V4(ip),
+            Some(url::Host::Ipv6(ip)) => std::net::IpAddr::V6(ip),
+            _ => return Ok(()),
+        };
+        match self.inner.opts.deny.denies(ip) {
+            Some(network) => Err(FetchError::Denied {
+                url: url.to_string(),
+                reason: deny::Denied {
+                    host: url.host_str().unwrap_or_default().to_string(),
+                    addr: ip,
+                    network: network.to_string(),
+                },
+            }),
+            None => Ok(()),
         }
     }
 
@@ -548,7 +620,11 @@ impl Fetcher {
                 | FetchError::UnsupportedScheme { .. },
             ) => Ok(robots::Rules::allow_all()),
             // The host cannot be reached at all: say so plainly, the page would fail the same way.
-            Err(e @ (FetchError::Connect { .. } | FetchError::Timeout { .. })) => Err(e),
+            Err(
+                e @ (FetchError::Connect { .. }
+                | FetchError::Timeout { .. }
+                | FetchError::Denied { .. }),
+            ) => Err(e),
             Err(e) => Err(unreachable(e.to_string())),
         }
     }
@@ -763,6 +839,16 @@ fn closed(url: &Url) -> FetchError {
 
 fn classify(url: &Url, e: &reqwest::Error) -> FetchError {
     let url = url.to_string();
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(s) = source {
+        if let Some(denied) = s.downcast_ref::<deny::Denied>() {
+            return FetchError::Denied {
+                url,
+                reason: denied.clone(),
+            };
+        }
+        source = s.source();
+    }
     let reason = error_chain(e);
     if e.is_connect() {
         FetchError::Connect { url, reason }
@@ -817,7 +903,16 @@ mod tests {
         F: Fn(Request<Incoming>) -> Fut + Clone + Send + Sync + 'static,
         Fut: Future<Output = Reply> + Send + 'static,
     {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        serve_on("127.0.0.1:0", handler).await
+    }
+
+    /// Like [`serve`], on another loopback address (Linux answers on all of 127.0.0.0/8).
+    async fn serve_on<F, Fut>(bind: &str, handler: F) -> SocketAddr
+    where
+        F: Fn(Request<Incoming>) -> Fut + Clone + Send + Sync + 'static,
+        Fut: Future<Output = Reply> + Send + 'static,
+    {
+        let listener = tokio::net::TcpListener::bind(bind).await.unwrap();
         let addr = listener.local_addr().unwrap();
         tokio::spawn(async move {
             loop {
@@ -859,6 +954,7 @@ mod tests {
             min_delay: Duration::ZERO,
             // The generic handlers below answer every path; robots.txt has its own tests.
             robots: false,
+            deny: deny::DenyList::default_list(),
         })
         .unwrap()
     }
@@ -1064,6 +1160,72 @@ mod tests {
         );
     }
 
+    fn denying(entries: &[&str]) -> Fetcher {
+        Fetcher::new(HttpOptions {
+            min_delay: Duration::ZERO,
+            robots: false,
+            deny: deny::DenyList::parse(entries.iter().copied()).unwrap(),
+            ..HttpOptions::default()
+        })
+        .unwrap()
+    }
+
+    #[tokio::test]
+    async fn redirect_to_a_denied_address_is_refused() {
+        let target = serve_on("127.0.0.2:0", |_req: Request<Incoming>| async {
+            reply(200, &[], "inside")
+        })
+        .await;
+        let location = format!("http://{target}/admin");
+        let addr = serve(move |_req: Request<Incoming>| {
+            let location = location.clone();
+            async move { reply(302, &[("location", location.as_str())], "") }
+        })
+        .await;
+        let f = denying(&["127.0.0.2/32"]);
+        // The redirecting host itself (127.0.0.1) is allowed; the hop to 127.0.0.2 is not.
+        let err = f.get(&url(addr, "/"), None).await.unwrap_err();
+        assert!(
+            matches!(&err, FetchError::Denied { url, reason } if url.contains("127.0.0.2") && reason.network == "127.0.0.2/32"),
+            "{err}"
+        );
+        assert!(!err.is_transient());
+        assert!(
+            err.is_skip(),
+            "an article page there is skipped, not retried"
+        );
+        assert!(err.to_string().contains("[http].deny_networks"), "{err}");
+        // The denied address does answer when nothing denies it.
+        let ok = page(denying(&[]).get(&url(addr, "/"), None).await.unwrap());
+        assert_eq!(ok.text, "inside");
+    }
+
+    #[tokio::test]
+    async fn a_host_name_resolving_to_a_denied_address_is_refused() {
+        let addr = serve(|_req: Request<Incoming>| async { reply(200, &[], "local") }).await;
+        let by_name = Url::parse(&format!("http://localhost:{}/", addr.port())).unwrap();
+        let err = denying(&["loopback"])
+            .get(&by_name, None)
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(&err, FetchError::Denied { reason, .. } if reason.host == "localhost" && reason.network.starts_with("loopback")),
+            "{err}"
+        );
+        // The message says which address the name resolved to.
+        assert!(
+            err.to_string()
+                .contains("localhost is 127.0.0.1, in loopback (127.0.0.0/8)")
+                || err
+                    .to_string()
+                    .contains("localhost is ::1, in loopback (::1/128)"),
+            "{err}"
+        );
+        // Denying another block leaves the name usable.
+        let ok = page(denying(&["10.0.0.0/8"]).get(&by_name, None).await.unwrap());
+        assert_eq!(ok.text, "local");
+    }
+
     #[tokio::test]
     async fn windows_1256_declared_only_in_header_decodes_to_arabic() {
         let arabic = "الجيش الإسرائيلي يقصف جنوب لبنان";
@@ -1090,6 +1252,43 @@ mod tests {
             page.content_type.as_deref(),
             Some("text/html; charset=windows-1256")
         );
+    }
+
+    #[test]
+    fn a_header_charset_contradicted_by_the_body_is_ignored() {
+        let arabic = "الجيش الإسرائيلي يقصف جنوب لبنان";
+        let body = |bytes: &[u8]| Body {
+            url: Url::parse("http://example.org/a").unwrap(),
+            status: 200,
+            etag: None,
+            last_modified: None,
+            content_type: None,
+            bytes: bytes.to_vec(),
+        };
+        // UTF-8 bytes under a legacy label, and windows-1256 bytes under a UTF-8 label.
+        let (cp1256, _, _) = encoding_rs::WINDOWS_1256.encode(arabic);
+        for (label, bytes) in [
+            ("ISO-8859-1", arabic.as_bytes()),
+            ("windows-1256", arabic.as_bytes()),
+            ("utf-8", &cp1256[..]),
+        ] {
+            let mut b = body(bytes);
+            b.content_type = Some(format!("text/html; charset={label}"));
+            let page = b.into_page();
+            assert_eq!(page.text, arabic, "declared {label}");
+        }
+        // A right label stays, and so does UTF-8 with a few broken bytes.
+        let mut right = body(&cp1256);
+        right.content_type = Some("text/html; charset=windows-1256".into());
+        assert_eq!(right.into_page().encoding, "windows-1256");
+        let mut broken = arabic.as_bytes().to_vec();
+        broken.extend_from_slice(b" \xff ");
+        broken.extend_from_slice(arabic.as_bytes());
+        let mut b = body(&broken);
+        b.content_type = Some("text/html; charset=utf-8".into());
+        let page = b.into_page();
+        assert_eq!(page.encoding, "UTF-8");
+        assert!(page.text.starts_with(arabic) && page.text.contains('\u{fffd}'));
     }
 
     #[tokio::test]
@@ -1200,6 +1399,7 @@ mod tests {
             max_redirects: 3,
             min_delay,
             robots: true,
+            deny: deny::DenyList::default_list(),
         })
         .unwrap()
     }

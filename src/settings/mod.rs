@@ -110,6 +110,8 @@ pub struct HttpSettings {
     pub min_delay: Duration,
     /// Whether robots.txt is honoured (default true).
     pub robots: bool,
+    /// Addresses never connected to, on any hop (default: link-local).
+    pub deny_networks: crate::fetch::deny::DenyList,
 }
 
 #[derive(Debug, Clone)]
@@ -364,6 +366,7 @@ fn read_main(src: &SourceText<'_>, base: &Path, errors: &mut Vec<ConfigError>) -
             max_redirects: DEFAULT_MAX_REDIRECTS,
             min_delay: DEFAULT_MIN_DELAY,
             robots: true,
+            deny_networks: crate::fetch::deny::DenyList::default_list(),
         },
         schedule: ScheduleSettings {
             timezone: chrono_tz::UTC,
@@ -620,6 +623,20 @@ fn read_http(
     }
     if let Some(robots) = http.robots {
         out.robots = robots;
+    }
+    if let Some(entries) = http.deny_networks {
+        // The list replaces the default, so `deny_networks = []` denies nothing.
+        let mut deny = crate::fetch::deny::DenyList::none();
+        let mut ok = true;
+        for entry in &entries {
+            if let Err(message) = deny.add(entry.get_ref()) {
+                errors.push(src.error(entry.span().start, message));
+                ok = false;
+            }
+        }
+        if ok {
+            out.deny_networks = deny;
+        }
     }
 }
 

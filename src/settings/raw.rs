@@ -33,6 +33,7 @@ pub(crate) struct RawHttp {
     pub max_redirects: Option<usize>,
     pub min_delay: Option<Spanned<String>>,
     pub robots: Option<bool>,
+    pub deny_networks: Option<Vec<Spanned<String>>>,
 }
 
 #[derive(Debug, Deserialize)]

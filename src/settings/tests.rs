@@ -326,7 +326,7 @@ fn unknown_keys_name_the_key_and_the_expected_ones() {
     assert_eq!(
         f.errors(),
         [
-            "marsad.toml:2:1: unknown key `timeuot`, expected one of `user_agent`, `timeout`, `max_body`, `concurrency`, `per_host`, `max_redirects`, `min_delay`, `robots`",
+            "marsad.toml:2:1: unknown key `timeuot`, expected one of `user_agent`, `timeout`, `max_body`, `concurrency`, `per_host`, `max_redirects`, `min_delay`, `robots`, `deny_networks`",
             "marsad.toml:4:2: unknown key `schedul`, expected one of `storage`, `http`, `schedule`, `mail`, `sources`, `watchlists`, `digest`, `retention`, `metrics`, `stories`",
             "sources.toml:5:1: unknown key `fulltext`, expected one of `id`, `name`, `kind`, `url`, `language`, `poll`, `listing`, `article`, `full_text`, `max_age`, `timezone`",
             "watchlists/w.toml:5:1: unknown key `mode`, expected `query`",
@@ -577,6 +577,54 @@ fn http_min_delay_and_robots_are_read() {
     let errors = f.errors();
     assert!(
         errors[0].starts_with("marsad.toml:2:13: invalid duration \"soon\""),
+        "{errors:?}"
+    );
+}
+
+#[test]
+fn http_deny_networks_are_read_and_replace_the_default() {
+    let f = Fixture::new();
+    f.write("sources.toml", "");
+    f.write("marsad.toml", "");
+    let s = f.load().expect("valid");
+    let ip = |t: &str| t.parse::<std::net::IpAddr>().unwrap();
+    // By default only link-local (cloud metadata) is denied; loopback stays usable.
+    assert!(s.http.deny_networks.denies(ip("169.254.169.254")).is_some());
+    assert!(s.http.deny_networks.denies(ip("127.0.0.1")).is_none());
+    f.write(
+        "marsad.toml",
+        "[http]\ndeny_networks = [\"private\", \"192.0.2.7\", \"2001:db8::/32\"]\n",
+    );
+    let s = f.load().expect("valid");
+    let deny = &s.http.deny_networks;
+    assert!(deny.denies(ip("10.1.2.3")).is_some());
+    assert!(deny.denies(ip("192.0.2.7")).is_some());
+    assert!(deny.denies(ip("2001:db8::1")).is_some());
+    assert!(deny.denies(ip("192.0.2.8")).is_none());
+    assert!(
+        deny.denies(ip("169.254.169.254")).is_none(),
+        "the list replaces the default"
+    );
+    f.write("marsad.toml", "[http]\ndeny_networks = []\n");
+    assert!(f.load().expect("valid").http.deny_networks.is_empty());
+}
+
+#[test]
+fn bad_deny_networks_are_reported_where_written() {
+    let f = Fixture::new();
+    f.write(
+        "marsad.toml",
+        "[http]\ndeny_networks = [\n  \"10.0.0.0/8\",\n  \"10.1.0.0/8\",\n  \"intranet\",\n]\n",
+    );
+    let errors = f.errors();
+    assert_eq!(errors.len(), 2, "{errors:?}");
+    assert!(
+        errors[0].starts_with("marsad.toml:4:3: \"10.1.0.0/8\" has bits set")
+            && errors[0].contains("did you mean \"10.0.0.0/8\""),
+        "{errors:?}"
+    );
+    assert!(
+        errors[1].starts_with("marsad.toml:5:3: \"intranet\" is not an IP network"),
         "{errors:?}"
     );
 }
