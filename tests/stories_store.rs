@@ -64,7 +64,7 @@ struct Generated {
 /// a rewrite (a tenth of the words replaced) or a short version (the first 40%) of a recent
 /// article; the boilerplate with two words of a recent boilerplate article.
 fn articles() -> Vec<Generated> {
-    let mut rng = Rng(0x5eed_0f_5700_0e1e);
+    let mut rng = Rng(0x005e_ed0f_5700_0e1e);
     let vocab = vocabulary(&mut rng);
     let pick = |rng: &mut Rng, n: usize| -> Vec<String> {
         (0..n)
