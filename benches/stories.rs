@@ -8,6 +8,11 @@
 //! peer is a brute-force scan of the window with the same signatures (no LSH), on fewer
 //! articles.
 //!
+//! After the index, each window runs `STORIES_BENCH_STORE_COUNT` articles (default 20,000; 0
+//! skips) through the real store — a SQLite file and a throwaway PostgreSQL database on
+//! `MARSAD_TEST_PG` (default postgres://postgres@127.0.0.1:5432/test) — with a `StoryIndex`
+//! alongside, and counts decisions that differ from it (expected: 0).
+//!
 //! `STORIES_BENCH_COUNT` caps the number of articles (default 1,000,000) for quick runs:
 //! `STORIES_BENCH_COUNT=50000 cargo bench --bench stories`.
 
