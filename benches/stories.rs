@@ -8,6 +8,11 @@
 //! peer is a brute-force scan of the window with the same signatures (no LSH), on fewer
 //! articles.
 //!
+//! After the index, each window runs `STORIES_BENCH_STORE_COUNT` articles (default 20,000; 0
+//! skips) through the real store — a SQLite file and a throwaway PostgreSQL database on
+//! `MARSAD_TEST_PG` (default postgres://postgres@127.0.0.1:5432/test) — with a `StoryIndex`
+//! alongside, and counts decisions that differ from it (expected: 0).
+//!
 //! `STORIES_BENCH_COUNT` caps the number of articles (default 1,000,000) for quick runs:
 //! `STORIES_BENCH_COUNT=50000 cargo bench --bench stories`.
 
@@ -24,6 +29,8 @@ const WORDS: usize = 120;
 const WINDOWS: [u64; 2] = [20_000, 80_000];
 const PEER_COUNT: usize = 20_000;
 const PEER_WINDOW: u64 = 5_000;
+/// Articles through the real store per backend and window (`STORIES_BENCH_STORE_COUNT`; 0 skips).
+const DEFAULT_STORE_COUNT: usize = 20_000;
 
 struct Rng(u64);
 impl Rng {
@@ -251,14 +258,246 @@ fn run_brute_force(count: usize, window: u64) {
     );
 }
 
+/// The store a store run writes to.
+#[derive(Clone, Copy, PartialEq)]
+enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+impl Backend {
+    fn name(self) -> &'static str {
+        match self {
+            Backend::Sqlite => "sqlite",
+            Backend::Postgres => "postgres",
+        }
+    }
+}
+
+fn pg_admin_url() -> String {
+    std::env::var("MARSAD_TEST_PG")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_string())
+}
+
+/// Articles per refresh: what one feed brings at a time; they share one fetch time.
+const STORE_BATCH: usize = 20;
+
+/// One run through the real store (`Db::commit_refresh_with`, story assignment inside the
+/// refresh transaction), with a `StoryIndex` fed the same articles at the same times alongside:
+/// prints articles/s of the commits and of story assignment alone, peak memory, the stored
+/// window's size, and how many decisions differ from the index's.
+fn run_store(backend: Backend, count: usize, window: u64) {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    runtime.block_on(store_run(backend, count, window));
+}
+
+async fn store_run(backend: Backend, count: usize, window: u64) {
+    use marsad::model::NewArticle;
+    use marsad::store::{Db, RefreshWrite};
+    use sqlx::Row;
+
+    let base_memory = peak_memory_kib();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let pg_name = format!(
+        "marsad_bench_stories_{}_{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.subsec_nanos())
+            .unwrap_or(0)
+    );
+    let admin = pg_admin_url();
+    let db = match backend {
+        Backend::Sqlite => Db::open_sqlite(&dir.path().join("bench.db"))
+            .await
+            .expect("open SQLite"),
+        Backend::Postgres => {
+            let pool = sqlx::PgPool::connect(&admin)
+                .await
+                .unwrap_or_else(|e| panic!("PostgreSQL at {admin} (set MARSAD_TEST_PG): {e}"));
+            sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {pg_name}")))
+                .execute(&pool)
+                .await
+                .expect("create the bench database");
+            pool.close().await;
+            let mut url = url::Url::parse(&admin).expect("MARSAD_TEST_PG is a URL");
+            url.set_path(&format!("/{pg_name}"));
+            Db::open_postgres(url.as_str())
+                .await
+                .expect("open PostgreSQL")
+        }
+    };
+    let params = StoryParams {
+        window: Duration::from_secs(window),
+        threshold: dedupe::DEFAULT_THRESHOLD,
+    };
+    let mut index = StoryIndex::new(params);
+    let mut generator = generator();
+    let start = chrono::DateTime::parse_from_rfc3339("2026-01-01T00:00:00Z")
+        .expect("a date")
+        .with_timezone(&chrono::Utc);
+    // Store id → index id, to compare where each article went.
+    let mut index_id: std::collections::HashMap<i64, u64> = Default::default();
+    let mut expected: Vec<(u64, Option<u64>)> = Vec::with_capacity(count);
+    let (mut committing, mut sizes) = (Duration::ZERO, Vec::new());
+    let assigning_before = dedupe::store_assignment_time();
+    let mut n = 0usize;
+    while n < count {
+        let batch = STORE_BATCH.min(count - n);
+        let fetched = start + chrono::Duration::seconds(n as i64);
+        let mut articles = Vec::with_capacity(batch);
+        for i in n..n + batch {
+            let (_, title, body) = generator.article();
+            let placement = index.insert(i as u64, n as i64, dedupe::signature(&title, &body));
+            expected.push((i as u64, placement.joined.map(|(id, _)| id)));
+            articles.push((
+                NewArticle {
+                    source: "bench".into(),
+                    url: format!("https://bench.test/{i}"),
+                    raw_url: format!("https://bench.test/{i}"),
+                    guid: None,
+                    content_hash: marsad::normalize::text::content_hash(&title, &body),
+                    title,
+                    body,
+                    published: None,
+                    language: None,
+                    author: None,
+                },
+                Vec::new(),
+            ));
+        }
+        let write = RefreshWrite {
+            source: "bench".into(),
+            started: fetched,
+            finished: fetched,
+            outcome: "ok",
+            http_status: Some(200),
+            validators: None,
+            error: None,
+            items: batch,
+            articles,
+            seen_urls: Vec::new(),
+            next_run: None,
+        };
+        let started = Instant::now();
+        let outcome = db
+            .commit_refresh_with(write, &params)
+            .await
+            .expect("commit a refresh");
+        committing += started.elapsed();
+        assert_eq!(outcome.new.len(), batch, "every generated article is new");
+        for (k, id) in outcome.new.iter().enumerate() {
+            index_id.insert(*id, (n + k) as u64);
+        }
+        n += batch;
+        if n % (count / 4).max(STORE_BATCH) < STORE_BATCH {
+            sizes.push((n, story_tables_kib(&db).await));
+        }
+    }
+    let assigning = dedupe::store_assignment_time() - assigning_before;
+    let memory = peak_memory_kib();
+    // Where the store put each article: the article it joined, as an index id.
+    let mut differ = 0usize;
+    let rows = match &db {
+        Db::Sqlite(pool) => sqlx::query("SELECT id, story_via FROM articles ORDER BY id")
+            .fetch_all(pool)
+            .await
+            .expect("read placements")
+            .into_iter()
+            .map(|r| (r.get::<i64, _>(0), r.get::<Option<i64>, _>(1)))
+            .collect::<Vec<_>>(),
+        Db::Pg(pool) => sqlx::query("SELECT id, story_via FROM articles ORDER BY id")
+            .fetch_all(pool)
+            .await
+            .expect("read placements")
+            .into_iter()
+            .map(|r| (r.get::<i64, _>(0), r.get::<Option<i64>, _>(1)))
+            .collect::<Vec<_>>(),
+    };
+    for (id, via) in rows {
+        let (i, want) = expected[index_id[&id] as usize];
+        debug_assert_eq!(i, index_id[&id]);
+        if via.map(|v| index_id[&v]) != want {
+            differ += 1;
+        }
+    }
+    let sizes: Vec<String> = sizes
+        .iter()
+        .map(|(n, kib)| format!("{n}: {:.1} MiB", *kib as f64 / 1024.0))
+        .collect();
+    println!(
+        "store {:<8}  window {:>6} articles  {count:>8} articles  {:>9.0} articles/s committed  {:>9.0} articles/s story assignment  peak memory {:>7.1} MiB (process {:.1} MiB)  story tables {}  decisions unlike StoryIndex {differ}",
+        backend.name(),
+        window,
+        count as f64 / committing.as_secs_f64(),
+        count as f64 / assigning.as_secs_f64(),
+        (memory - base_memory) as f64 / 1024.0,
+        memory as f64 / 1024.0,
+        sizes.join(", "),
+    );
+    db.close().await;
+    if backend == Backend::Postgres
+        && let Ok(pool) = sqlx::PgPool::connect(&admin).await
+    {
+        let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "DROP DATABASE IF EXISTS {pg_name} WITH (FORCE)"
+        )))
+        .execute(&pool)
+        .await;
+        pool.close().await;
+    }
+}
+
+/// Size of the tables story assignment reads and writes (signatures, band keys, their indexes).
+async fn story_tables_kib(db: &marsad::store::Db) -> u64 {
+    use sqlx::Row;
+    match db {
+        marsad::store::Db::Sqlite(pool) => {
+            // Without the dbstat table: pages in use of the whole file (articles included).
+            let pages: i64 = sqlx::query("SELECT (SELECT page_count FROM pragma_page_count()) - (SELECT freelist_count FROM pragma_freelist_count())")
+                .fetch_one(pool)
+                .await
+                .map(|r| r.get(0))
+                .unwrap_or(0);
+            let size: i64 = sqlx::query("SELECT page_size FROM pragma_page_size()")
+                .fetch_one(pool)
+                .await
+                .map(|r| r.get(0))
+                .unwrap_or(0);
+            (pages * size / 1024) as u64
+        }
+        marsad::store::Db::Pg(pool) => sqlx::query(
+            "SELECT (pg_total_relation_size('story_bands') + pg_total_relation_size('article_signatures')) / 1024",
+        )
+        .fetch_one(pool)
+        .await
+        .map(|r| r.get::<i64, _>(0) as u64)
+        .unwrap_or(0),
+    }
+}
+
 fn main() {
     let count: usize = std::env::var("STORIES_BENCH_COUNT")
         .ok()
         .and_then(|v| v.replace('_', "").parse().ok())
         .unwrap_or(1_000_000);
+    let store_count: usize = std::env::var("STORIES_BENCH_STORE_COUNT")
+        .ok()
+        .and_then(|v| v.replace('_', "").parse().ok())
+        .unwrap_or(DEFAULT_STORE_COUNT)
+        .min(count);
     if let Ok(window) = std::env::var("STORIES_BENCH_CHILD_WINDOW") {
         let window: u64 = window.parse().expect("window");
-        if std::env::var("STORIES_BENCH_PEER").is_ok() {
+        if let Ok(store) = std::env::var("STORIES_BENCH_STORE") {
+            let backend = match store.as_str() {
+                "postgres" => Backend::Postgres,
+                _ => Backend::Sqlite,
+            };
+            run_store(backend, count, window);
+        } else if std::env::var("STORIES_BENCH_PEER").is_ok() {
             run_brute_force(count, window);
         } else {
             run_lsh(count, window);
@@ -271,19 +510,29 @@ fn main() {
         EDIT_RATE * 100.0
     );
     let exe = std::env::current_exe().expect("own path");
-    let child = |window: u64, peer: bool, n: usize| {
+    let child = |window: u64, kind: &str, n: usize| {
         let mut cmd = Command::new(&exe);
         cmd.env("STORIES_BENCH_CHILD_WINDOW", window.to_string())
             .env("STORIES_BENCH_COUNT", n.to_string());
-        if peer {
-            cmd.env("STORIES_BENCH_PEER", "1");
+        match kind {
+            "peer" => {
+                cmd.env("STORIES_BENCH_PEER", "1");
+            }
+            "sqlite" | "postgres" => {
+                cmd.env("STORIES_BENCH_STORE", kind);
+            }
+            _ => {}
         }
         let status = cmd.status().expect("run the bench child");
         assert!(status.success(), "bench child failed");
     };
     for window in WINDOWS {
-        child(window, false, count);
+        child(window, "index", count);
+        if store_count > 0 {
+            child(window, "sqlite", store_count);
+            child(window, "postgres", store_count);
+        }
     }
-    child(PEER_WINDOW, false, PEER_COUNT.min(count));
-    child(PEER_WINDOW, true, PEER_COUNT.min(count));
+    child(PEER_WINDOW, "index", PEER_COUNT.min(count));
+    child(PEER_WINDOW, "peer", PEER_COUNT.min(count));
 }

@@ -61,6 +61,25 @@ impl Default for StoryParams {
     }
 }
 
+static STORE_ASSIGNMENT_NANOS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// Time this process has spent placing new articles in stories inside the store's refresh
+/// transactions (candidate lookup, decision and the writes it needs), for the benchmark and for
+/// anyone asking where a refresh's time goes.
+pub fn store_assignment_time() -> std::time::Duration {
+    std::time::Duration::from_nanos(
+        STORE_ASSIGNMENT_NANOS.load(std::sync::atomic::Ordering::Relaxed),
+    )
+}
+
+#[doc(hidden)]
+pub fn add_store_assignment_time(spent: std::time::Duration) {
+    STORE_ASSIGNMENT_NANOS.fetch_add(
+        u64::try_from(spent.as_nanos()).unwrap_or(u64::MAX),
+        std::sync::atomic::Ordering::Relaxed,
+    );
+}
+
 /// 64-bit FNV-1a: stable across builds and platforms, because signatures are stored.
 #[inline]
 fn fnv1a(bytes: &[u8], mut h: u64) -> u64 {
