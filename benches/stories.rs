@@ -469,13 +469,13 @@ async fn story_tables_kib(db: &marsad::store::Db) -> u64 {
                 .unwrap_or(0);
             (pages * size / 1024) as u64
         }
-        marsad::store::Db::Pg(pool) => sqlx::query(
-            "SELECT (pg_total_relation_size('story_bands') + pg_total_relation_size('article_signatures')) / 1024",
-        )
-        .fetch_one(pool)
-        .await
-        .map(|r| r.get::<i64, _>(0) as u64)
-        .unwrap_or(0),
+        marsad::store::Db::Pg(pool) => {
+            sqlx::query("SELECT (pg_total_relation_size('article_signatures')) / 1024")
+                .fetch_one(pool)
+                .await
+                .map(|r| r.get::<i64, _>(0) as u64)
+                .unwrap_or(0)
+        }
     }
 }
 

@@ -280,3 +280,101 @@ async fn the_store_joins_the_same_stories_as_the_in_memory_index() {
     );
     db.close().await;
 }
+
+/// Two writers on one database (two daemons sharing PostgreSQL, or `fetch` beside a daemon on
+/// SQLite) each keep the story window in memory; a writer must see the articles the other
+/// committed since its last look, or a copy of them starts a new story.
+#[tokio::test]
+async fn a_writer_joins_a_story_another_writer_started() {
+    let (a, _pg, dir) = open_store().await;
+    // The same database under a second name, so the second handle keeps its own story cache
+    // as a second process would.
+    let b = match &_pg {
+        Some(pg) => {
+            let other = pg.url.replacen("127.0.0.1", "localhost", 1);
+            assert_ne!(
+                other, pg.url,
+                "the test database URL should name 127.0.0.1 so a second name can reach it"
+            );
+            Db::open_postgres(&other)
+                .await
+                .expect("open PostgreSQL as localhost")
+        }
+        None => {
+            let link = dir.path().join("same.db");
+            std::os::unix::fs::symlink(dir.path().join("stories.db"), &link).expect("symlink");
+            Db::open_sqlite(&link)
+                .await
+                .expect("open SQLite through a link")
+        }
+    };
+    let mut rng = Rng(0x0005_7e11_a5ed);
+    let vocab = vocabulary(&mut rng);
+    let mut text = |n: usize| -> String {
+        (0..n)
+            .map(|_| vocab[rng.below(vocab.len())].clone())
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    let x = Generated {
+        title: text(6),
+        body: text(120),
+    };
+    let y = Generated {
+        title: text(6),
+        body: text(120),
+    };
+    let y_copy = Generated {
+        title: text(6),
+        body: format!("{} {}", y.body, text(8)),
+    };
+    let params = StoryParams::default();
+    let t0 = Utc::now();
+    let commit = |db: &Db, n: usize, at: i64, g: &Generated| {
+        let write = refresh(
+            n,
+            t0 + chrono::Duration::seconds(at),
+            std::slice::from_ref(g),
+        );
+        let db = db.clone();
+        async move {
+            let outcome = db
+                .commit_refresh_with(write, &params)
+                .await
+                .expect("commit a refresh");
+            assert_eq!(outcome.new.len(), 1, "a new article");
+            outcome.new[0]
+        }
+    };
+    // A loads its window (X); B stores Y; A then stores a copy of Y.
+    let x_id = commit(&a, 0, 0, &x).await;
+    let y_id = commit(&b, 1, 10, &y).await;
+    let copy_id = commit(&a, 2, 20, &y_copy).await;
+
+    let story_of = |id: i64| {
+        let db = a.clone();
+        async move {
+            db.stories_of(&[id])
+                .await
+                .expect("read stories")
+                .remove(&id)
+                .expect("the article has a story")
+        }
+    };
+    let y_story = story_of(y_id).await;
+    assert_eq!(
+        y_story
+            .articles
+            .iter()
+            .map(|m| m.article)
+            .collect::<Vec<_>>(),
+        vec![y_id, copy_id],
+        "the copy stored by the first writer joins the story the second writer started"
+    );
+    let copy = &y_story.articles[1];
+    assert_eq!(copy.reason.as_deref(), Some("similar"));
+    assert_eq!(copy.via, Some(y_id));
+    assert_ne!(story_of(x_id).await.id, y_story.id, "X is another story");
+    a.close().await;
+    b.close().await;
+}

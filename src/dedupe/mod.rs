@@ -254,7 +254,29 @@ impl StoryIndex {
 
     /// Places article `id` seen at `time` (seconds; non-decreasing) with signature `sig`.
     pub fn insert(&mut self, id: u64, time: i64, sig: Signature) -> Placement {
-        self.evict(time.saturating_sub(self.params.window.as_secs() as i64));
+        self.evict_before(time.saturating_sub(self.params.window.as_secs() as i64));
+        let placement = match self.nearest(&sig) {
+            Some((via, story, similarity)) => Placement {
+                story,
+                joined: Some((via, similarity)),
+            },
+            None => {
+                let story = self.next_story;
+                self.next_story += 1;
+                Placement {
+                    story,
+                    joined: None,
+                }
+            }
+        };
+        self.push(id, time, placement.story, sig);
+        placement
+    }
+
+    /// The window article most similar to `sig` at or above the threshold, as (article, its
+    /// story, similarity), looking only at band buckets not crowded by more than [`MAX_BUCKET`]
+    /// articles. Call [`StoryIndex::evict_before`] first to slide the window.
+    pub fn nearest(&self, sig: &Signature) -> Option<(u64, u64, f64)> {
         let keys = sig.band_keys();
         let mut seen: Vec<u64> = Vec::new();
         for (band, key) in keys.iter().enumerate() {
@@ -273,45 +295,36 @@ impl StoryIndex {
         let candidates = seen
             .iter()
             .map(|&seq| (seq, &self.entries[(seq - self.offset) as usize].sig));
-        let placement = match best_match(&sig, candidates, self.params.threshold) {
-            Some((seq, similarity)) => {
-                let e = &self.entries[(seq - self.offset) as usize];
-                Placement {
-                    story: e.story,
-                    joined: Some((e.id, similarity)),
-                }
-            }
-            None => {
-                let story = self.next_story;
-                self.next_story += 1;
-                Placement {
-                    story,
-                    joined: None,
-                }
-            }
-        };
+        best_match(sig, candidates, self.params.threshold).map(|(seq, similarity)| {
+            let e = &self.entries[(seq - self.offset) as usize];
+            (e.id, e.story, similarity)
+        })
+    }
+
+    /// Adds article `id` of story `story` to the window (after the articles already in it).
+    pub fn push(&mut self, id: u64, time: i64, story: u64, sig: Signature) {
         let seq = self.offset + self.entries.len() as u64;
         let mut next = [END; minhash::BANDS];
         if sig.shingles >= MIN_SHINGLES {
-            for (band, key) in keys.iter().enumerate() {
+            for (band, key) in sig.band_keys().iter().enumerate() {
                 let head = self.heads.entry(*key).or_insert((END, 0));
                 next[band] = head.0;
                 *head = (seq, head.1 + 1);
             }
         }
+        self.next_story = self.next_story.max(story.saturating_add(1));
         self.entries.push_back(Entry {
             id,
             time,
-            story: placement.story,
+            story,
             sig,
             next,
         });
-        placement
     }
 
     /// Drops articles seen before `before`. A band key whose newest entry is the one dropped
     /// leaves the map; chains through it end there by sequence number.
-    fn evict(&mut self, before: i64) {
+    pub fn evict_before(&mut self, before: i64) {
         while let Some(front) = self.entries.front() {
             if front.time >= before {
                 break;

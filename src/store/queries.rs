@@ -5,7 +5,7 @@ use std::collections::{HashMap, HashSet};
 use chrono::{DateTime, Utc};
 use sqlx::Row;
 
-use super::stories::{assign_story, prune_story_window};
+use super::stories::{StoryCacheGuard, assign_story, prune_story_window, sync_story_cache};
 use super::{BeginWrite, Context, Db, StoreError, with_db};
 use crate::dedupe::StoryParams;
 use crate::matcher::Hit;
@@ -318,6 +318,8 @@ impl Db {
         let fetched = write.finished;
         with_db!(self, pool => {
             let mut tx = pool.begin_write().await.context("starting a transaction")?;
+            let mut story_cache = StoryCacheGuard::acquire(self, stories).await;
+            sync_story_cache!(tx, story_cache, fetched, stories);
             for (article, matches) in &write.articles {
                 // 1. canonical URL, 2. GUID within the source, 3. same normalized text.
                 let mut existing: Option<i64> = sqlx::query("SELECT article FROM article_urls WHERE url = $1 LIMIT 1")
@@ -410,7 +412,7 @@ impl Db {
                             .context("storing a match")?;
                             outcome.matches += 1;
                         }
-                        assign_story!(tx, id, article, fetched, stories);
+                        assign_story!(tx, story_cache, id, article, fetched, stories);
                         outcome.new.push(id);
                         id
                     }
@@ -509,6 +511,7 @@ impl Db {
                     .context("recording cache validators")?;
             }
             tx.commit().await.context("committing a refresh")?;
+            story_cache.confirm();
         });
         Ok(outcome)
     }

@@ -1,9 +1,10 @@
 //! Stories: placing each new article in the story of its nearest near-duplicate (see
 //! `crate::dedupe`), inside the refresh transaction, and reading stories back.
 //!
-//! The store keeps each recent article's MinHash signature (`article_signatures`) and its LSH
-//! band keys (`story_bands`); a new article looks up the articles of the window sharing a band,
-//! and `dedupe::best_match` — the same function the in-memory `StoryIndex` uses — decides.
+//! The store keeps each recent article's MinHash signature (`article_signatures`); each writing
+//! process keeps the window's LSH index in memory ([`StoryCache`]), built from those signatures
+//! and kept in step with other writers, and places new articles with it exactly as
+//! `dedupe::StoryIndex` does (the benchmarked code).
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -36,120 +37,240 @@ pub struct Story {
     pub articles: Vec<StoryMember>,
 }
 
-/// The query for a new article's candidates, per backend: `$1` is the window's start, `$2`…
-/// its band keys.
+/// The story window of one database as this process knows it: an in-memory
+/// [`StoryIndex`](crate::dedupe::StoryIndex) of the window's signatures (the same index the
+/// `stories` benchmark measures), and the sequence number of the last signature read.
 ///
-/// The articles of the window sharing a band key with it, as `dedupe::StoryIndex` finds them: a
-/// key held by more than `MAX_BUCKET` window articles is skipped (a frequent shingle, not a copy
-/// — see `dedupe::MAX_BUCKET`), and candidates come in article order, which is insertion order,
-/// so `best_match` breaks ties the same way. Each key reads at most `MAX_BUCKET + 1` entries of
-/// the `(band_key, fetched)` index, so a crowded key costs the same however many articles share
-/// it.
-pub(crate) trait CandidateSql {
-    fn candidates_sql(&self) -> &'static str;
+/// Several processes may write one database (daemons sharing PostgreSQL, or a `fetch` beside a
+/// daemon on SQLite): before placing articles, a writer holding the story lock reads the
+/// signatures committed since its last look (`seq` numbers them in commit order). Articles of
+/// the current transaction enter the index at once, so copies within one refresh join; if the
+/// transaction does not commit, the index is dropped and rebuilt from the database next time.
+pub(crate) struct StoryCache {
+    index: crate::dedupe::StoryIndex,
+    last_seq: i64,
 }
 
-fn key_values() -> String {
-    (0..crate::dedupe::minhash::BANDS)
-        .map(|i| format!("(${})", i + 2))
-        .collect::<Vec<_>>()
-        .join(", ")
+type Slot = std::sync::Arc<tokio::sync::Mutex<Option<StoryCache>>>;
+
+fn slots() -> &'static std::sync::Mutex<HashMap<String, Slot>> {
+    static SLOTS: std::sync::OnceLock<std::sync::Mutex<HashMap<String, Slot>>> =
+        std::sync::OnceLock::new();
+    SLOTS.get_or_init(Default::default)
 }
 
-/// SQLite (no LATERAL): a key is open when its `MAX_BUCKET + 1`-th window row does not exist.
-impl CandidateSql for sqlx::SqliteConnection {
-    fn candidates_sql(&self) -> &'static str {
-        static SQL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-        SQL.get_or_init(|| {
-            format!(
-                "WITH keys (band_key) AS (VALUES {keys}), \
-                 open_keys AS (SELECT k.band_key FROM keys k WHERE NOT EXISTS (\
-                     SELECT 1 FROM story_bands c WHERE c.band_key = k.band_key AND c.fetched >= $1 \
-                     ORDER BY c.fetched LIMIT 1 OFFSET {crowded})) \
-                 SELECT a.id AS article, a.story, s.signature FROM articles a \
-                 JOIN article_signatures s ON s.article = a.id \
-                 WHERE a.id IN (SELECT b.article FROM story_bands b JOIN open_keys o ON b.band_key = o.band_key \
-                                WHERE b.fetched >= $1) \
-                 ORDER BY a.id",
-                keys = key_values(),
-                crowded = crate::dedupe::MAX_BUCKET,
-            )
-        })
+/// Exclusive use of one database's [`StoryCache`] for one refresh transaction. Take it after
+/// the database's story lock (`BEGIN IMMEDIATE` on SQLite, the advisory lock on PostgreSQL) and
+/// call [`StoryCacheGuard::confirm`] once the transaction has committed; dropped unconfirmed,
+/// it forgets the cache, which is then rebuilt from the database.
+pub(crate) struct StoryCacheGuard {
+    slot: tokio::sync::OwnedMutexGuard<Option<StoryCache>>,
+    params: crate::dedupe::StoryParams,
+    /// The last sequence number read or written by this transaction.
+    last_seq: i64,
+    confirmed: bool,
+}
+
+impl StoryCacheGuard {
+    pub(crate) async fn acquire(db: &Db, params: &crate::dedupe::StoryParams) -> StoryCacheGuard {
+        let key = format!(
+            "{}|{}|{}",
+            db.identity(),
+            params.window.as_secs(),
+            params.threshold
+        );
+        let slot = {
+            let mut slots = slots().lock().unwrap_or_else(|e| e.into_inner());
+            slots.entry(key).or_default().clone()
+        };
+        let slot = slot.lock_owned().await;
+        let last_seq = slot.as_ref().map_or(0, |c| c.last_seq);
+        StoryCacheGuard {
+            slot,
+            params: *params,
+            last_seq,
+            confirmed: false,
+        }
+    }
+
+    pub(crate) fn is_loaded(&self) -> bool {
+        self.slot.is_some()
+    }
+
+    pub(crate) fn last_seq(&self) -> i64 {
+        self.last_seq
+    }
+
+    /// Starts an empty index (before a full load from the database).
+    pub(crate) fn reset(&mut self) {
+        *self.slot = Some(StoryCache {
+            index: crate::dedupe::StoryIndex::new(self.params),
+            last_seq: 0,
+        });
+    }
+
+    /// Adds a stored article (read from the database, or just written by this transaction).
+    pub(crate) fn push(
+        &mut self,
+        seq: i64,
+        article: i64,
+        fetched: DateTime<Utc>,
+        story: i64,
+        sig: crate::dedupe::Signature,
+    ) {
+        if self.slot.is_none() {
+            self.reset();
+        }
+        if let Some(cache) = self.slot.as_mut() {
+            cache
+                .index
+                .push(article as u64, fetched.timestamp(), story as u64, sig);
+        }
+        self.last_seq = self.last_seq.max(seq);
+    }
+
+    /// Records that the database's sequence has reached `seq` (nothing unread before it).
+    pub(crate) fn caught_up(&mut self, seq: i64) {
+        self.last_seq = self.last_seq.max(seq);
+    }
+
+    /// The window article most similar to `sig` as (article, story, similarity), if any.
+    pub(crate) fn nearest(
+        &mut self,
+        sig: &crate::dedupe::Signature,
+        fetched: DateTime<Utc>,
+    ) -> Option<(i64, i64, f64)> {
+        let since = fetched.timestamp() - self.params.window.as_secs() as i64;
+        let cache = self.slot.as_mut()?;
+        cache.index.evict_before(since);
+        cache
+            .index
+            .nearest(sig)
+            .map(|(article, story, similarity)| (article as i64, story as i64, similarity))
+    }
+
+    /// The transaction committed: what it added to the index stands.
+    pub(crate) fn confirm(mut self) {
+        let last = self.last_seq;
+        if let Some(cache) = self.slot.as_mut() {
+            cache.last_seq = last;
+        }
+        self.confirmed = true;
     }
 }
 
-/// PostgreSQL: every lookup is a LATERAL subquery on an index, so the plan cannot turn into a
-/// scan of `story_bands` when statistics are missing or stale (a fresh database: the join form
-/// above ran at ~50 articles/s there).
-impl CandidateSql for sqlx::PgConnection {
-    fn candidates_sql(&self) -> &'static str {
-        static SQL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-        SQL.get_or_init(|| {
-            format!(
-                "WITH hits AS (SELECT k.band_key, h.article FROM (VALUES {keys}) AS k (band_key) \
-                     CROSS JOIN LATERAL (SELECT b.article FROM story_bands b \
-                         WHERE b.band_key = k.band_key AND b.fetched >= $1 LIMIT {limit}) AS h), \
-                 open_keys AS (SELECT band_key FROM hits GROUP BY band_key HAVING COUNT(*) <= {crowded}), \
-                 found AS (SELECT DISTINCT h.article FROM hits h JOIN open_keys o ON o.band_key = h.band_key) \
-                 SELECT f.article, x.story, x.signature FROM found f \
-                 CROSS JOIN LATERAL (SELECT a.story, s.signature FROM article_signatures s \
-                     JOIN articles a ON a.id = s.article WHERE s.article = f.article) AS x \
-                 ORDER BY f.article",
-                keys = key_values(),
-                limit = crate::dedupe::MAX_BUCKET + 1,
-                crowded = crate::dedupe::MAX_BUCKET,
-            )
-        })
+impl Drop for StoryCacheGuard {
+    fn drop(&mut self) {
+        if !self.confirmed {
+            *self.slot = None;
+        }
     }
 }
 
-/// Places the just-inserted article `$id` (`$article`: a `NewArticle`) in a story, in `$tx`.
-/// A macro rather than a function so it expands once per backend inside `with_db!`.
-macro_rules! assign_story {
-    ($tx:expr, $id:expr, $article:expr, $fetched:expr, $params:expr) => {{
-        let assigning = std::time::Instant::now();
-        let sig = $crate::dedupe::signature(&$article.title, &$article.body);
-        let since = $fetched - chrono::Duration::from_std($params.window).unwrap_or(chrono::Duration::MAX);
-        let keys = sig.band_keys();
-        let mut candidates: Vec<(i64, Option<i64>, $crate::dedupe::Signature)> = Vec::new();
-        if sig.shingles >= $crate::dedupe::MIN_SHINGLES {
-            let sql = $crate::store::stories::CandidateSql::candidates_sql(&*$tx);
-            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(since);
-            for key in &keys {
-                query = query.bind(*key as i64);
+impl Db {
+    /// Which database this is, for the per-database story cache.
+    fn identity(&self) -> String {
+        match self {
+            Db::Sqlite(pool) => {
+                format!("sqlite:{}", pool.connect_options().get_filename().display())
             }
-            for row in query.fetch_all(&mut *$tx).await.context("finding story candidates")? {
-                let blob: Vec<u8> = row.try_get("signature").context("decoding a signature")?;
-                let other = $crate::dedupe::Signature::from_bytes(&blob).ok_or(StoreError::Corrupt {
-                    context: "decoding a signature",
-                    message: format!("{} bytes", blob.len()),
-                })?;
-                candidates.push((
-                    row.try_get("article").context("decoding a story candidate")?,
-                    row.try_get("story").context("decoding a story candidate")?,
-                    other,
-                ));
+            Db::Pg(pool) => {
+                let o = pool.connect_options();
+                format!(
+                    "postgres:{}:{}/{}",
+                    o.get_host(),
+                    o.get_port(),
+                    o.get_database().unwrap_or_default()
+                )
             }
         }
-        let best = $crate::dedupe::best_match(
-            &sig,
-            candidates.iter().map(|(id, story, s)| ((*id, *story), s)),
-            $params.threshold,
-        );
-        let (story, reason, via, similarity): (i64, &str, Option<i64>, Option<f64>) = match best {
-            Some(((via, Some(story)), similarity)) => (story, "similar", Some(via), Some(similarity)),
-            _ => {
-                let story: i64 = sqlx::query("INSERT INTO stories (first_article, created) VALUES ($1, $2) RETURNING id")
-                    .bind($id)
-                    .bind($fetched)
-                    .fetch_one(&mut *$tx)
-                    .await
-                    .context("starting a story")?
-                    .try_get("id")
-                    .context("decoding a story id")?;
-                (story, "new", None, None)
-            }
+    }
+}
+
+/// Brings the story cache `$cache` (a [`StoryCacheGuard`]) up to date inside `$tx`: the whole
+/// window on first use (or after a failed transaction), else the signatures other writers
+/// committed since. Run it after taking the story lock, before `assign_story!`.
+macro_rules! sync_story_cache {
+    ($tx:expr, $cache:expr, $fetched:expr, $params:expr) => {{
+        let last: i64 = sqlx::query("SELECT last FROM story_seq WHERE id = 1")
+            .fetch_one(&mut *$tx)
+            .await
+            .context("reading the story sequence")?
+            .try_get("last")
+            .context("decoding the story sequence")?;
+        let since = $fetched - chrono::Duration::from_std($params.window).unwrap_or(chrono::Duration::MAX);
+        let rows = if !$cache.is_loaded() {
+            $cache.reset();
+            Some(
+                sqlx::query(
+                    "SELECT s.seq, s.article, s.signature, s.fetched, a.story FROM article_signatures s \
+                     JOIN articles a ON a.id = s.article WHERE s.fetched >= $1 ORDER BY s.seq",
+                )
+                .bind(since)
+                .fetch_all(&mut *$tx)
+                .await
+                .context("loading the story window")?,
+            )
+        } else if $cache.last_seq() < last {
+            Some(
+                sqlx::query(
+                    "SELECT s.seq, s.article, s.signature, s.fetched, a.story FROM article_signatures s \
+                     JOIN articles a ON a.id = s.article WHERE s.seq > $1 AND s.fetched >= $2 ORDER BY s.seq",
+                )
+                .bind($cache.last_seq())
+                .bind(since)
+                .fetch_all(&mut *$tx)
+                .await
+                .context("reading other writers' signatures")?,
+            )
+        } else {
+            None
         };
+        for row in rows.unwrap_or_default() {
+            let blob: Vec<u8> = row.try_get("signature").context("decoding a signature")?;
+            let sig = $crate::dedupe::Signature::from_bytes(&blob).ok_or(StoreError::Corrupt {
+                context: "decoding a signature",
+                message: format!("{} bytes", blob.len()),
+            })?;
+            let story: Option<i64> = row.try_get("story").context("decoding a story id")?;
+            let seq: Option<i64> = row.try_get("seq").context("decoding a signature number")?;
+            if let Some(story) = story {
+                $cache.push(
+                    seq.unwrap_or(0),
+                    row.try_get("article").context("decoding an article id")?,
+                    row.try_get("fetched").context("decoding a fetch time")?,
+                    story,
+                    sig,
+                );
+            }
+        }
+        $cache.caught_up(last);
+    }};
+}
+pub(crate) use sync_story_cache;
+
+/// Places the just-inserted article `$id` (`$article`: a `NewArticle`) in a story, in `$tx`,
+/// with the story cache `$cache` synchronised by `sync_story_cache!`. A macro rather than a
+/// function so it expands once per backend inside `with_db!`.
+macro_rules! assign_story {
+    ($tx:expr, $cache:expr, $id:expr, $article:expr, $fetched:expr, $params:expr) => {{
+        let assigning = std::time::Instant::now();
+        let sig = $crate::dedupe::signature(&$article.title, &$article.body);
+        let (story, reason, via, similarity): (i64, &str, Option<i64>, Option<f64>) =
+            match $cache.nearest(&sig, $fetched) {
+                Some((via, story, similarity)) => (story, "similar", Some(via), Some(similarity)),
+                None => {
+                    let story: i64 = sqlx::query("INSERT INTO stories (first_article, created) VALUES ($1, $2) RETURNING id")
+                        .bind($id)
+                        .bind($fetched)
+                        .fetch_one(&mut *$tx)
+                        .await
+                        .context("starting a story")?
+                        .try_get("id")
+                        .context("decoding a story id")?;
+                    (story, "new", None, None)
+                }
+            };
         sqlx::query("UPDATE articles SET story = $2, story_reason = $3, story_via = $4, story_similarity = $5 WHERE id = $1")
             .bind($id)
             .bind(story)
@@ -159,37 +280,31 @@ macro_rules! assign_story {
             .execute(&mut *$tx)
             .await
             .context("recording an article's story")?;
-        sqlx::query("INSERT INTO article_signatures (article, signature, fetched) VALUES ($1, $2, $3)")
+        let seq: i64 = sqlx::query("UPDATE story_seq SET last = last + 1 WHERE id = 1 RETURNING last")
+            .fetch_one(&mut *$tx)
+            .await
+            .context("numbering a signature")?
+            .try_get("last")
+            .context("decoding the story sequence")?;
+        sqlx::query("INSERT INTO article_signatures (article, signature, fetched, seq) VALUES ($1, $2, $3, $4)")
             .bind($id)
             .bind(sig.to_bytes())
             .bind($fetched)
+            .bind(seq)
             .execute(&mut *$tx)
             .await
             .context("recording a signature")?;
-        if sig.shingles >= $crate::dedupe::MIN_SHINGLES {
-            let values: Vec<String> = (0..keys.len()).map(|i| format!("(${}, $1, $2)", i + 3)).collect();
-            let sql = format!("INSERT INTO story_bands (band_key, article, fetched) VALUES {}", values.join(", "));
-            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind($id).bind($fetched);
-            for key in &keys {
-                query = query.bind(*key as i64);
-            }
-            query.execute(&mut *$tx).await.context("recording band keys")?;
-        }
+        $cache.push(seq, $id, $fetched, story, sig);
         $crate::dedupe::add_store_assignment_time(assigning.elapsed());
     }};
 }
 pub(crate) use assign_story;
 
-/// Forgets signatures and band keys older than the window: they can no longer be joined.
+/// Forgets signatures older than the window: they can no longer be joined.
 macro_rules! prune_story_window {
     ($tx:expr, $fetched:expr, $params:expr) => {{
         let since =
             $fetched - chrono::Duration::from_std($params.window).unwrap_or(chrono::Duration::MAX);
-        sqlx::query("DELETE FROM story_bands WHERE fetched < $1")
-            .bind(since)
-            .execute(&mut *$tx)
-            .await
-            .context("pruning band keys")?;
         sqlx::query("DELETE FROM article_signatures WHERE fetched < $1")
             .bind(since)
             .execute(&mut *$tx)
