@@ -99,3 +99,48 @@ fn url_inputs_canonicalize_to_a_fixed_point() {
 fn sitemap_inputs_parse_without_panics() {
     replay("sitemap", checks::sitemap);
 }
+
+/// Finding (url, fixed-point check): AMP variants nest, and one pass stripped only one level,
+/// so a stored key canonicalized again gave another key and dedupe missed the duplicate.
+#[test]
+fn nested_amp_variants_reduce_to_the_article_and_stay_there() {
+    use marsad::normalize::url::canonical_str;
+    let cases = [
+        ("https://news.example/x/amp/amp", "https://news.example/x"),
+        ("https://news.example/x/amp/amp/", "https://news.example/x/"),
+        ("https://news.example/amp/amp/x", "https://news.example/x"),
+        ("https://news.example/amp/x/amp/", "https://news.example/x/"),
+        ("https://news.example/x.amp/amp", "https://news.example/x"),
+        ("https://amp.amp.news.example/x", "https://news.example/x"),
+    ];
+    for (input, expected) in cases {
+        let key = canonical_str(input).expect("a valid URL");
+        assert_eq!(key, expected, "{input}");
+        assert_eq!(canonical_str(&key).expect("a valid URL"), key, "{input}");
+    }
+    // Single variants keep their meaning: `/amp/` alone is a page called amp.
+    assert_eq!(
+        canonical_str("https://news.example/amp/").as_deref(),
+        Ok("https://news.example/amp/")
+    );
+    assert_eq!(
+        canonical_str("https://news.example/amp").as_deref(),
+        Ok("https://news.example/")
+    );
+}
+
+/// The same reduction on a hostile link (a page may carry any href): 60,000 nested variants
+/// must finish (one pass per level over the whole path would be ~10^10 byte copies).
+#[test]
+fn a_link_of_thousands_of_amp_levels_is_reduced_in_one_pass() {
+    let url = format!("https://news.example/x{}", "/amp".repeat(60_000));
+    assert_eq!(
+        marsad::normalize::url::canonical_str(&url).as_deref(),
+        Ok("https://news.example/x")
+    );
+    let host = format!("https://{}news.example/x", "amp.".repeat(20_000));
+    assert_eq!(
+        marsad::normalize::url::canonical_str(&host).as_deref(),
+        Ok("https://news.example/x")
+    );
+}
