@@ -144,3 +144,25 @@ fn a_link_of_thousands_of_amp_levels_is_reduced_in_one_pass() {
         Ok("https://news.example/x")
     );
 }
+
+/// Finding (feed, link check): an item whose only URL is a permalink `<guid>` kept the guid's
+/// fragment, unlike items with a `<link>` (whose fragment is dropped), so the URL fetched and
+/// recorded for it depended on which anchor the publisher put in the guid.
+#[test]
+fn a_permalink_guid_becomes_the_item_link_without_its_fragment() {
+    let base = url::Url::parse("https://news.example/rss.xml").expect("static URL");
+    let feed = r#"<rss version="2.0"><channel><title>t</title>
+        <item><title>Guid only</title><guid>https://news.example/live/9#update-3</guid></item>
+        </channel></rss>"#;
+    let items = marsad::extract::parse_feed(feed, &base).expect("a valid feed");
+    assert_eq!(items.len(), 1);
+    assert_eq!(
+        items[0].url.as_ref().map(url::Url::as_str),
+        Some("https://news.example/live/9")
+    );
+    // The guid itself is the feed's identifier and stays as written.
+    assert_eq!(
+        items[0].guid.as_deref(),
+        Some("https://news.example/live/9#update-3")
+    );
+}

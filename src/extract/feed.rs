@@ -76,8 +76,13 @@ fn item(entry: &Entry, feed: &Feed, base: &Url, feed_language: Option<&str>) -> 
         .filter(|l| l.rel.as_deref().is_none_or(|r| r == "alternate"))
         .chain(entry.links.iter())
         .find_map(|l| absolute_http(base, &l.href))
-        // An RSS guid that is a permalink is the item's URL when <link> is missing.
-        .or_else(|| guid.and_then(|g| Url::parse(g).ok()).filter(is_http));
+        // An RSS guid that is a permalink is the item's URL when <link> is missing; like a
+        // link, without its fragment.
+        .or_else(|| {
+            let mut url = guid.and_then(|g| Url::parse(g).ok()).filter(is_http)?;
+            url.set_fragment(None);
+            Some(url)
+        });
     let body = entry
         .content
         .as_ref()
