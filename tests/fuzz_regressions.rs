@@ -166,3 +166,131 @@ fn a_permalink_guid_becomes_the_item_link_without_its_fragment() {
         Some("https://news.example/live/9#update-3")
     );
 }
+
+/// Finding (feed, crash-9af5a0f0): feed-rs switches the XML decoder at any `<?xml … encoding=…?>`,
+/// not only a leading one. A stray declaration after the first 64 bytes panicked inside
+/// quick-xml ("set_encoding() called after prefix buffer was drained"), taking the refresh
+/// down; an earlier one silently decoded the rest of the (already UTF-8) feed as windows-1256.
+#[test]
+fn a_stray_xml_declaration_inside_a_feed_neither_panics_nor_garbles_it() {
+    let base = url::Url::parse("https://news.example/rss.xml").expect("static URL");
+    for padding in ["", &" ".repeat(200)] {
+        let feed = format!(
+            r#"<?xml version="1.0"?>{padding}<rss version="2.0"><channel><title>t</title><?xml version="1.0" encoding="windows-1256"?>
+            <item><title>وزير الخارجية في بيروت</title><link>https://news.example/a/1</link></item>
+            </channel></rss>"#
+        );
+        let items = marsad::extract::parse_feed(&feed, &base).expect("the feed still parses");
+        assert_eq!(items.len(), 1, "padding {}", padding.len());
+        assert_eq!(items[0].title, "وزير الخارجية في بيروت");
+    }
+    // The fuzzer's own input, kept verbatim, must come back as a result (either way), not a panic.
+    let found = std::fs::read(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures/fuzz/feed/stray-declaration-crash-9af5a0f0"),
+    )
+    .expect("fixture");
+    let _ = marsad::extract::parse_feed(&String::from_utf8_lossy(&found), &base);
+}
+
+/// The same panic through another door: NULs make `\0<\0?` at the start, from which quick-xml
+/// guesses UTF-16 for text that is UTF-8, and then `\0`-interleaved declarations are invisible
+/// to a rewrite that looks for `<?xml`. NUL is never legal in XML, so it no longer gets that far.
+#[test]
+fn nul_interleaved_declarations_do_not_panic_the_feed_parser() {
+    let base = url::Url::parse("https://news.example/rss.xml").expect("static URL");
+    let utf16_lookalike: String = concat!(
+        r#"<?xml version="1.0"?><rss version="2.0"><channel><title>t</title>"#,
+        "                                        ",
+        r#"<?xml version="1.0" encoding="windows-1256"?><item><title>x</title></item></channel></rss>"#
+    )
+    .chars()
+    .flat_map(|c| ['\0', c])
+    .collect();
+    // Whether anything useful comes out of such a document is the parser's call; it must return.
+    let _ = marsad::extract::parse_feed(&utf16_lookalike, &base);
+}
+
+/// Finding (url, crash-59277695): a stray `%` followed by a hex digit and an escape of a hex
+/// digit (`%a%41`) became a new escape once the escape was decoded, so the key changed again
+/// on the next pass. A stray `%` is now written `%25`, which is what it means.
+#[test]
+fn a_stray_percent_sign_cannot_merge_with_a_decoded_escape() {
+    use marsad::normalize::url::canonical_str;
+    for (input, expected) in [
+        (
+            "https://news.example/a?q=%a%41T",
+            "https://news.example/a?q=%25aAT",
+        ),
+        (
+            "https://news.example/%%41b/x",
+            "https://news.example/%25Ab/x",
+        ),
+        (
+            "https://news.example/100%/x",
+            "https://news.example/100%25/x",
+        ),
+    ] {
+        let key = canonical_str(input).expect("a valid URL");
+        assert_eq!(key, expected, "{input}");
+        assert_eq!(canonical_str(&key).expect("a valid URL"), key, "{input}");
+    }
+    // Escapes that are already right are left alone.
+    assert_eq!(
+        canonical_str("https://news.example/%25/%2F?a=%e2%82%ac").as_deref(),
+        Ok("https://news.example/%25/%2F?a=%E2%82%AC")
+    );
+}
+
+/// Finding (query corpus replayed here): 540 nested parentheses overflowed the stack of a
+/// test thread (2 MiB; the daemon's worker threads are no bigger) in the recursive query
+/// parser, aborting the process; a chain of thousands of ANDs is as deep in every later pass.
+/// Queries now stop at 64 levels of nesting and 1000 tokens, with a message that says where.
+#[test]
+fn absurdly_deep_or_long_queries_are_refused_with_a_position() {
+    use marsad::matcher::query::parse;
+    let groups = vec!["a".to_string()];
+    let deep = format!("{}a{}", "(".repeat(300), ")".repeat(300));
+    let err = parse(&deep, &groups).expect_err("300 levels are refused");
+    assert!(err.message.contains("nested"), "{}", err.message);
+    assert_eq!(err.offset, 64, "points at the first parenthesis too many");
+    let nots = format!("a AND {}a", "NOT ".repeat(500));
+    let err = parse(&nots, &groups).expect_err("500 NOTs are refused");
+    assert!(err.message.contains("nested"), "{}", err.message);
+
+    let long = vec!["a"; 3000].join(" AND ");
+    let err = parse(&long, &groups).expect_err("a 5999-token chain is refused");
+    assert!(err.message.contains("[terms] groups"), "{}", err.message);
+    assert!(err.offset < long.len());
+
+    // What stays allowed is deep enough for real use and safe on a small stack.
+    let nested_ok = format!("{}a{}", "(".repeat(60), ")".repeat(60));
+    assert!(parse(&nested_ok, &groups).is_ok());
+}
+
+/// The largest query still accepted (999 tokens, a chain 499 operators deep) compiles and
+/// matches on an ordinary 2 MiB test thread.
+#[test]
+fn the_longest_accepted_query_compiles_and_matches() {
+    use marsad::matcher::{ArticleFields, Matcher, WatchlistSpec};
+    let query = vec!["a"; 500].join(" AND ");
+    let spec = WatchlistSpec {
+        name: "long".into(),
+        title: "Long".into(),
+        fields: vec![marsad::model::Field::Title],
+        groups: vec![("a".into(), vec!["بيروت".into()])],
+        query,
+        ..WatchlistSpec::default()
+    };
+    let matcher = Matcher::compile(&[spec]).expect("999 tokens are accepted");
+    let hit = ArticleFields {
+        title: "وصل إلى بيروت",
+        ..ArticleFields::default()
+    };
+    assert_eq!(matcher.match_article(&hit).len(), 1);
+    let miss = ArticleFields {
+        title: "لا شيء هنا",
+        ..ArticleFields::default()
+    };
+    assert!(matcher.match_article(&miss).is_empty());
+}

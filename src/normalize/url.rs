@@ -130,6 +130,7 @@ fn is_dropped_param(key: &str, value: &str) -> bool {
 /// Upper-case hex in every escape and decode escapes of unreserved characters (RFC 3986 §6.2.2),
 /// so `%d8%a3`, `%D8%A3` and a raw `أ` (which `url` encodes as `%D8%A3`) all read the same, and
 /// `%7E` reads `~`. Escapes of reserved characters (`%2F`) stay: decoding them changes meaning.
+/// A `%` that starts no escape is escaped itself (`%25`), as it means a literal percent sign.
 fn canonical_escapes(s: &str) -> String {
     let bytes = s.as_bytes();
     let mut out = String::with_capacity(s.len());
@@ -147,6 +148,14 @@ fn canonical_escapes(s: &str) -> String {
                 out.push(char::from(HEX_UPPER[usize::from(lo)]));
             }
             i += 3;
+            continue;
+        }
+        // A stray `%` (not starting an escape) means itself: written `%25`, so that decoding a
+        // later escape cannot turn it into a new one (`%a%41` → `%aA` → `%AA` on the next
+        // pass; the key must be a fixed point).
+        if bytes[i] == b'%' {
+            out.push_str("%25");
+            i += 1;
             continue;
         }
         // Everything else is copied through unchanged; `s` is valid UTF-8 and we only ever
