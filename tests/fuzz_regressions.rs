@@ -294,3 +294,40 @@ fn the_longest_accepted_query_compiles_and_matches() {
     };
     assert!(matcher.match_article(&miss).is_empty());
 }
+
+/// Finding (charset, crash-b6a5d005): chardetng asserts that the TLD hint is one lower-case
+/// ASCII label and panics otherwise; `decode_hinted` passed any string through. The fetcher
+/// only ever passed a letters-only label, so this was reachable through the public API only.
+#[test]
+fn a_malformed_tld_hint_is_ignored_not_a_panic() {
+    use marsad::fetch::charset::decode_hinted;
+    // "مرحبا" in windows-1256, no declaration anywhere: detection has to guess.
+    let body = b"<p>\xe3\xd1\xcd\xc8\xc7 \xc8\xdf</p>";
+    let (plain, _) = decode_hinted(body, None, None);
+    for tld in [".lb", "co.uk", "مصر", "LB", ""] {
+        let (text, _) = decode_hinted(body, None, Some(tld));
+        assert!(!text.is_empty(), "{tld:?}");
+        if tld != "LB" {
+            assert_eq!(
+                text, plain,
+                "a hint that is no TLD changes nothing: {tld:?}"
+            );
+        }
+    }
+    // A valid hint still steers detection (upper case is fine: it is lower-cased).
+    let (lb, _) = decode_hinted(body, None, Some("LB"));
+    assert_eq!(lb, decode_hinted(body, None, Some("lb")).0);
+}
+
+/// Finding (url, crash-fbb26313): a non-http URL whose host is only dots (`s://ua@.`) lost its
+/// host to the trailing-dot rule, and the result (`s://ua@`) no longer parsed.
+#[test]
+fn a_host_of_only_dots_is_kept_so_the_key_parses_again() {
+    use marsad::normalize::url::canonical_str;
+    let key = canonical_str("s://ua@.").expect("a valid URL");
+    assert_eq!(canonical_str(&key).as_deref(), Ok(key.as_str()));
+    assert_eq!(
+        canonical_str("https://news.example./a").as_deref(),
+        Ok("https://news.example/a")
+    );
+}

@@ -36,7 +36,9 @@ pub fn canonicalize(url: &Url) -> Url {
             host = rest;
         }
         let canonical_host = host.to_owned();
-        if canonical_host != out.host_str().unwrap_or_default() {
+        // A host of dots only (possible outside http) keeps them: an empty host would not
+        // parse again.
+        if canonical_host != out.host_str().unwrap_or_default() && !canonical_host.is_empty() {
             // Only fails for hosts that cannot be set, which a parsed http(s) host never is;
             // keeping the original host is the safe fallback.
             let _ = out.set_host(Some(&canonical_host));
