@@ -256,14 +256,21 @@ pub fn url(data: &[u8]) {
         return;
     };
     let twice = canonical_str(&once).expect("a canonical URL parses again");
-    assert_eq!(once, twice, "canonical form of {s:?} is not stable");
     let parsed = url::Url::parse(&once).expect("parses");
     assert!(parsed.fragment().is_none(), "{once}");
+    // Only http(s) URLs ever become keys (feeds, links and sources are filtered to them).
+    // Elsewhere the url crate's own parse/serialize round trip is not always stable (a file:
+    // host before a Windows drive letter: `file://0.0.0.2/e:/` parses as `file:///e:/`).
+    if matches!(parsed.scheme(), "http" | "https") {
+        assert_eq!(once, twice, "canonical form of {s:?} is not stable");
+    }
     // Relative links on a page resolve against the page first, as the extractor does.
     let base = url::Url::parse("https://news.example/section/").expect("static URL");
     if let Ok(joined) = base.join(s) {
         let key = canonicalize(&joined);
-        assert_eq!(canonicalize(&key), key, "joined {s:?}");
+        if matches!(key.scheme(), "http" | "https") {
+            assert_eq!(canonicalize(&key), key, "joined {s:?}");
+        }
     }
 }
 
