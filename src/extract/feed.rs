@@ -1,7 +1,7 @@
 //! Feed items from RSS 0.9x/1.0/2.0, Atom and JSON Feed, through feed-rs.
 //!
 //! feed-rs reads bytes and honours the XML declaration's `encoding`. The fetcher has already
-//! decoded the body (with the HTTP charset taking precedence, as browsers do), so the
+//! decoded the body (with the HTTP charset taking precedence, as browsers do), so every
 //! declaration is rewritten to UTF-8 before parsing; otherwise a feed declared windows-1256
 //! would be decoded a second time into mojibake.
 
@@ -76,8 +76,13 @@ fn item(entry: &Entry, feed: &Feed, base: &Url, feed_language: Option<&str>) -> 
         .filter(|l| l.rel.as_deref().is_none_or(|r| r == "alternate"))
         .chain(entry.links.iter())
         .find_map(|l| absolute_http(base, &l.href))
-        // An RSS guid that is a permalink is the item's URL when <link> is missing.
-        .or_else(|| guid.and_then(|g| Url::parse(g).ok()).filter(is_http));
+        // An RSS guid that is a permalink is the item's URL when <link> is missing; like a
+        // link, without its fragment.
+        .or_else(|| {
+            let mut url = guid.and_then(|g| Url::parse(g).ok()).filter(is_http)?;
+            url.set_fragment(None);
+            Some(url)
+        });
     let body = entry
         .content
         .as_ref()
@@ -138,32 +143,69 @@ pub(crate) fn primary_language(tag: &str) -> Option<String> {
         .then_some(primary)
 }
 
-/// Rewrites `encoding="…"` in a leading XML declaration to UTF-8 (the text is UTF-8 now).
+/// Makes the UTF-8 text read as UTF-8 whatever it declares: every XML declaration's
+/// `encoding="…"` becomes UTF-8, and NUL (never legal in XML) becomes U+FFFD.
+///
+/// Not only the leading declaration: feed-rs switches quick-xml's decoder at *any*
+/// `<?xml … encoding=…?>`, so one later in the document decoded the rest as mojibake, or
+/// (once quick-xml's start-up buffer was consumed) panicked. Leading NULs such as
+/// `\0<\0?` would make quick-xml guess UTF-16.
 fn declare_utf8(text: &str) -> std::borrow::Cow<'_, str> {
-    match declared_encoding_span(text) {
-        Some((start, end)) => format!("{}UTF-8{}", &text[..start], &text[end..]).into(),
-        None => text.into(),
+    let mut spans = Vec::new();
+    let mut from = 0;
+    while let Some(at) = text[from..].find("<?xml").map(|i| from + i) {
+        let target_end = at + "<?xml".len();
+        // `<?xml-stylesheet …?>` and other processing instructions are not declarations.
+        let is_declaration = text[target_end..]
+            .chars()
+            .next()
+            .is_some_and(|c| c == '?' || c.is_ascii_whitespace());
+        let Some(close) = text[target_end..].find("?>").map(|i| target_end + i) else {
+            break;
+        };
+        if is_declaration {
+            encoding_values(text, target_end, close, &mut spans);
+            from = close;
+        } else {
+            from = target_end;
+        }
     }
+    if spans.is_empty() && !text.contains('\0') {
+        return text.into();
+    }
+    let mut out = String::with_capacity(text.len());
+    let mut copied = 0;
+    for (start, end) in spans {
+        out.push_str(&text[copied..start]);
+        out.push_str("UTF-8");
+        copied = end;
+    }
+    out.push_str(&text[copied..]);
+    out.replace('\0', "\u{fffd}").into()
 }
 
-/// Byte range of the encoding name inside a leading `<?xml … encoding="NAME" … ?>`.
-fn declared_encoding_span(text: &str) -> Option<(usize, usize)> {
-    let start = text.len() - text.trim_start().len();
-    if !text[start..].starts_with("<?xml") {
-        return None;
+/// Byte ranges of every `encoding = "VALUE"` value in `text[from..to]` (a declaration's
+/// content), quotes excluded.
+fn encoding_values(text: &str, from: usize, to: usize, spans: &mut Vec<(usize, usize)>) {
+    let content = &text[from..to];
+    let mut pos = 0;
+    while let Some(i) = content[pos..].find("encoding") {
+        let after_name = pos + i + "encoding".len();
+        pos = after_name;
+        let rest = content[after_name..].trim_start();
+        let Some(rest) = rest.strip_prefix('=') else {
+            continue;
+        };
+        let value = rest.trim_start();
+        let Some(quote) = value.chars().next().filter(|c| matches!(c, '"' | '\'')) else {
+            continue;
+        };
+        let value_start = content.len() - value.len() + 1;
+        if let Some(len) = content[value_start..].find(quote) {
+            spans.push((from + value_start, from + value_start + len));
+            pos = value_start + len;
+        }
     }
-    let end = start + text[start..].find("?>")?;
-    let at = start + text[start..end].find("encoding")? + "encoding".len();
-    let eq = at + text[at..end].find('=')?;
-    let after_eq = &text[eq + 1..end];
-    let quote_at = eq + 1 + (after_eq.len() - after_eq.trim_start().len());
-    let quote = text[quote_at..end]
-        .chars()
-        .next()
-        .filter(|c| matches!(c, '"' | '\''))?;
-    let value_start = quote_at + 1;
-    let value_end = value_start + text[value_start..end].find(quote)?;
-    Some((value_start, value_end))
 }
 
 #[cfg(test)]

@@ -63,7 +63,11 @@ fn detect(body: &[u8], tld: Option<&str>) -> &'static Encoding {
     }
     let mut detector = chardetng::EncodingDetector::new(chardetng::Iso2022JpDetection::Deny);
     detector.feed(body, true);
-    let tld = tld.map(|t| t.to_ascii_lowercase());
+    // chardetng panics on a TLD with a period, upper case or non-ASCII; a hint that is not a
+    // plain ASCII label is dropped rather than trusted.
+    let tld = tld
+        .filter(|t| !t.is_empty() && t.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'))
+        .map(|t| t.to_ascii_lowercase());
     detector.guess(
         tld.as_deref().map(str::as_bytes),
         chardetng::Utf8Detection::Allow,

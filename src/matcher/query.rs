@@ -41,14 +41,32 @@ pub struct QueryError {
     pub message: String,
 }
 
+/// Most words, quoted terms, operators and parentheses in one query. Every later pass over a
+/// query (validation, compiling, matching) recurses once per level of its tree, and a chain
+/// of operators is as deep as it is long, so the size is bounded where the user can be told.
+const MAX_TOKENS: usize = 1000;
+
+/// Most parentheses and NOTs open at once: the parser itself recurses per level.
+const MAX_NESTING: usize = 64;
+
 /// Parses `src`, accepting only the group names in `groups`.
 pub fn parse(src: &str, groups: &[String]) -> Result<Expr, QueryError> {
     let tokens = lex(src)?;
+    if let Some(token) = tokens.get(MAX_TOKENS) {
+        return Err(QueryError {
+            offset: token.offset,
+            message: format!(
+                "the query is longer than {MAX_TOKENS} words, terms and operators; put the terms \
+                 in [terms] groups and combine the groups in the query"
+            ),
+        });
+    }
     let mut parser = Parser {
         src,
         groups,
         tokens,
         pos: 0,
+        depth: 0,
     };
     if parser.tokens.is_empty() {
         return Err(QueryError {
@@ -250,6 +268,8 @@ struct Parser<'a> {
     groups: &'a [String],
     tokens: Vec<Token>,
     pos: usize,
+    /// Parentheses and NOTs open around the current position.
+    depth: usize,
 }
 
 impl Parser<'_> {
@@ -312,10 +332,33 @@ impl Parser<'_> {
     }
 
     fn unary(&mut self, after: Option<&str>) -> Result<Expr, QueryError> {
-        if self.eat(&Kind::Not) {
-            return Ok(Expr::Not(Box::new(self.unary(Some("NOT"))?)));
+        if let Some(offset) = self
+            .peek()
+            .filter(|t| t.kind == Kind::Not)
+            .map(|t| t.offset)
+        {
+            self.pos += 1;
+            self.enter(offset)?;
+            let inner = self.unary(Some("NOT"));
+            self.depth -= 1;
+            return Ok(Expr::Not(Box::new(inner?)));
         }
         self.primary(after)
+    }
+
+    /// One more level of parentheses or NOT, at `offset`; an error past [`MAX_NESTING`].
+    fn enter(&mut self, offset: usize) -> Result<(), QueryError> {
+        if self.depth == MAX_NESTING {
+            return Err(QueryError {
+                offset,
+                message: format!(
+                    "parentheses and NOT are nested more than {MAX_NESTING} levels deep here; \
+                     simplify the query"
+                ),
+            });
+        }
+        self.depth += 1;
+        Ok(())
     }
 
     fn primary(&mut self, after: Option<&str>) -> Result<Expr, QueryError> {
@@ -326,7 +369,10 @@ impl Parser<'_> {
             Kind::LParen => {
                 let open = token.offset;
                 self.pos += 1;
-                let inner = self.or(Some("("))?;
+                self.enter(open)?;
+                let inner = self.or(Some("("));
+                self.depth -= 1;
+                let inner = inner?;
                 if !self.eat(&Kind::RParen) {
                     return Err(match self.peek() {
                         None => QueryError {

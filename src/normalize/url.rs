@@ -26,10 +26,19 @@ pub fn canonicalize(url: &Url) -> Url {
     out.set_fragment(None);
 
     if let Some(host) = out.host_str() {
-        let host = host.trim_end_matches('.');
-        let without_amp = host.strip_prefix("amp.").filter(|rest| rest.contains('.'));
-        let canonical_host = without_amp.unwrap_or(host).to_owned();
-        if canonical_host != out.host_str().unwrap_or_default() {
+        let mut host = host.trim_end_matches('.');
+        // Repeated (`amp.amp.example.org`) so that a canonical URL is its own canonical form;
+        // a rest starting with `amp.` has a dot, so only the last step scans the name.
+        while let Some(rest) = host
+            .strip_prefix("amp.")
+            .filter(|rest| rest.starts_with("amp.") || rest.contains('.'))
+        {
+            host = rest;
+        }
+        let canonical_host = host.to_owned();
+        // A host of dots only (possible outside http) keeps them: an empty host would not
+        // parse again.
+        if canonical_host != out.host_str().unwrap_or_default() && !canonical_host.is_empty() {
             // Only fails for hosts that cannot be set, which a parsed http(s) host never is;
             // keeping the original host is the safe fallback.
             let _ = out.set_host(Some(&canonical_host));
@@ -53,31 +62,49 @@ pub fn canonical_str(s: &str) -> Result<String, url::ParseError> {
 
 /// Percent-encoding made canonical, and AMP path variants (`…/amp`, `…/amp/`, `/amp/…`,
 /// `….amp`) reduced to the regular article path.
+///
+/// Variants are reduced until none is left (`/x/amp/amp` is `/x`, as `/x/amp` is), so that a
+/// canonical URL is its own canonical form: keys already stored compare equal to keys made
+/// again from them. Each step only shortens a slice, so even a hostile
+/// `/amp/amp/…/amp` of megabytes costs linear time.
 fn canonical_path(path: &str) -> String {
     let path = canonical_escapes(path);
-    let path = if let Some(rest) = path.strip_suffix("/amp/").filter(|r| !r.is_empty()) {
-        format!("{rest}/")
-    } else if let Some(rest) = path.strip_suffix("/amp") {
-        if rest.is_empty() {
-            "/".to_owned()
-        } else {
-            rest.to_owned()
+    // The path being reduced is `rest`, followed by one '/' when `slash`.
+    let (mut rest, mut slash) = (path.as_str(), false);
+    loop {
+        if slash {
+            if let Some(r) = rest.strip_suffix("/amp").filter(|r| !r.is_empty()) {
+                rest = r;
+                continue;
+            }
+        } else if let Some(r) = rest.strip_suffix("/amp/").filter(|r| !r.is_empty()) {
+            (rest, slash) = (r, true);
+            continue;
+        } else if let Some(r) = rest.strip_suffix("/amp") {
+            if r.is_empty() {
+                return "/".to_owned();
+            }
+            rest = r;
+            continue;
+        } else if let Some(r) = rest.strip_suffix(".amp")
+            // `/news/world-123.amp` (BBC and others); a bare `/.amp` is not an AMP variant.
+            && !r.ends_with('/')
+        {
+            rest = r;
+            continue;
         }
-    } else if let Some(rest) = path.strip_suffix(".amp") {
-        // `/news/world-123.amp` (BBC and others); a bare `/.amp` is not an AMP variant.
-        if rest.ends_with('/') {
-            path.clone()
-        } else {
-            rest.to_owned()
-        }
-    } else {
-        path
-    };
-    match path.strip_prefix("/amp/") {
         // `/amp/news/…` (Al Jazeera and others); `/amp/` alone is a page called amp.
-        Some(rest) if !rest.is_empty() => format!("/{rest}"),
-        _ => path,
+        if rest.starts_with("/amp/") && (rest.len() > "/amp/".len() || slash) {
+            rest = &rest["/amp".len()..];
+            continue;
+        }
+        break;
     }
+    let mut out = rest.to_owned();
+    if slash {
+        out.push('/');
+    }
+    out
 }
 
 /// The query without trackers, AMP switches and empty pairs; escapes made canonical.
@@ -105,6 +132,7 @@ fn is_dropped_param(key: &str, value: &str) -> bool {
 /// Upper-case hex in every escape and decode escapes of unreserved characters (RFC 3986 §6.2.2),
 /// so `%d8%a3`, `%D8%A3` and a raw `أ` (which `url` encodes as `%D8%A3`) all read the same, and
 /// `%7E` reads `~`. Escapes of reserved characters (`%2F`) stay: decoding them changes meaning.
+/// A `%` that starts no escape is escaped itself (`%25`), as it means a literal percent sign.
 fn canonical_escapes(s: &str) -> String {
     let bytes = s.as_bytes();
     let mut out = String::with_capacity(s.len());
@@ -122,6 +150,14 @@ fn canonical_escapes(s: &str) -> String {
                 out.push(char::from(HEX_UPPER[usize::from(lo)]));
             }
             i += 3;
+            continue;
+        }
+        // A stray `%` (not starting an escape) means itself: written `%25`, so that decoding a
+        // later escape cannot turn it into a new one (`%a%41` → `%aA` → `%AA` on the next
+        // pass; the key must be a fixed point).
+        if bytes[i] == b'%' {
+            out.push_str("%25");
+            i += 1;
             continue;
         }
         // Everything else is copied through unchanged; `s` is valid UTF-8 and we only ever

@@ -1,0 +1,9 @@
+//! Feed bytes: charset decoding, feed parsing, item conversion. What is asserted, and the input format: ../checks.rs.
+#![no_main]
+
+#[path = "../checks.rs"]
+mod checks;
+
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| checks::feed(data));
