@@ -451,7 +451,7 @@ async fn store_run(backend: Backend, count: usize, window: u64) {
     }
 }
 
-/// Size of the tables story assignment reads and writes (signatures, band keys, their indexes).
+/// Size of the tables story assignment reads and writes (signatures and their indexes).
 async fn story_tables_kib(db: &marsad::store::Db) -> u64 {
     use sqlx::Row;
     match db {
