@@ -966,3 +966,153 @@ impl Db {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn article(url: &str, guid: Option<&str>, text: &str) -> (NewArticle, Vec<NewMatch>) {
+        (
+            NewArticle {
+                source: "s".to_string(),
+                url: url.to_string(),
+                raw_url: url.to_string(),
+                guid: guid.map(str::to_string),
+                title: text.to_string(),
+                body: String::new(),
+                published: None,
+                language: None,
+                author: None,
+                content_hash: format!("h-{text}"),
+            },
+            Vec::new(),
+        )
+    }
+
+    fn stored(rows: &[(i64, &str, Option<&str>, &str)]) -> Stored {
+        let mut s = Stored::default();
+        for (id, url, guid, text) in rows {
+            s.urls.insert(url.to_string(), *id);
+            if let Some(g) = guid {
+                s.guids.insert(("s".to_string(), g.to_string()), *id);
+            }
+            s.by_hash.entry(format!("h-{text}")).or_default().push(*id);
+            s.hashes.insert(*id, format!("h-{text}"));
+        }
+        s
+    }
+
+    #[test]
+    fn articles_of_one_refresh_are_deduplicated_against_each_other_in_order() {
+        let articles = [
+            article("u1", Some("g1"), "a"),
+            // Same URL, other text: an edit of the article just stored.
+            article("u1", None, "b"),
+            // Other URL, GUID of the first: the same article.
+            article("u2", Some("g1"), "c"),
+            // New URL and GUID with the text the first one has now: found by content.
+            article("u3", Some("g3"), "c"),
+            article("u4", None, "d"),
+        ];
+        let plan = plan_refresh(&articles, &Stored::default());
+        assert_eq!(
+            plan.refs,
+            [
+                Ref::New(0),
+                Ref::New(0),
+                Ref::New(0),
+                Ref::New(0),
+                Ref::New(1)
+            ]
+        );
+        // Stored with the first article's URL and the last text it was given.
+        assert_eq!(
+            plan.new,
+            [NewRow { first: 0, text: 2 }, NewRow { first: 4, text: 4 }]
+        );
+        assert_eq!(plan.known, 3);
+        assert!(plan.edits.is_empty());
+        assert_eq!(plan.urls["u3"], Ref::New(0));
+    }
+
+    #[test]
+    fn stored_articles_are_found_by_url_then_guid_then_the_lowest_id_with_the_text() {
+        let db = stored(&[
+            (7, "old", Some("g7"), "x"),
+            (3, "other", None, "y"),
+            (9, "dup", None, "y"),
+        ]);
+        let articles = [
+            article("old", None, "x"),
+            article("new1", Some("g7"), "x"),
+            article("new2", None, "y"),
+            article("new3", None, "z"),
+        ];
+        let plan = plan_refresh(&articles, &db);
+        assert_eq!(
+            plan.refs,
+            [Ref::Old(7), Ref::Old(7), Ref::Old(3), Ref::New(0)]
+        );
+        assert!(plan.edits.is_empty(), "same text is no edit");
+        assert_eq!(plan.known, 3);
+    }
+
+    #[test]
+    fn an_edit_moves_an_article_to_its_new_text_and_off_its_old_one() {
+        let db = stored(&[(4, "a", None, "old"), (6, "b", None, "old")]);
+        let articles = [
+            // Article 4 edited: its text is now "new".
+            article("a", None, "new"),
+            // The old text now belongs to 6 only; the new text to 4.
+            article("c", None, "old"),
+            article("d", None, "new"),
+        ];
+        let plan = plan_refresh(&articles, &db);
+        assert_eq!(plan.refs, [Ref::Old(4), Ref::Old(6), Ref::Old(4)]);
+        assert_eq!(plan.edits, [(4, 0)]);
+        assert!(plan.new.is_empty());
+    }
+
+    #[test]
+    fn lock_keys_are_sorted_distinct_and_shared_by_refreshes_storing_the_same_article() {
+        let write = |articles: Vec<(NewArticle, Vec<NewMatch>)>| RefreshWrite {
+            source: "s".to_string(),
+            started: Utc::now(),
+            finished: Utc::now(),
+            outcome: "ok",
+            http_status: None,
+            validators: None,
+            error: None,
+            items: articles.len(),
+            articles,
+            seen_urls: Vec::new(),
+            next_run: None,
+        };
+        let one = dedupe_lock_keys(&write(vec![
+            article("u1", Some("g"), "a"),
+            article("u1", Some("g"), "a"),
+        ]));
+        assert_eq!(one.len(), 3, "URL, GUID and text, each once");
+        assert!(one.windows(2).all(|w| w[0] < w[1]));
+        let same_text = dedupe_lock_keys(&write(vec![article("u2", None, "a")]));
+        let other = dedupe_lock_keys(&write(vec![article("u3", None, "b")]));
+        assert!(same_text.iter().any(|k| one.contains(k)));
+        assert!(!other.iter().any(|k| one.contains(k)));
+    }
+
+    #[test]
+    fn statement_shapes_are_few() {
+        assert_eq!(
+            (1..=1000).map(padded_width).collect::<HashSet<_>>().len(),
+            6
+        );
+        let mut left = 100;
+        let mut takes = Vec::new();
+        while left > 0 {
+            takes.push(insert_chunk(left));
+            left -= insert_chunk(left);
+        }
+        assert_eq!(takes, [64, 32, 4]);
+        assert_eq!(values_placeholders(2, 2), "($1, $2), ($3, $4)");
+    }
+}
