@@ -74,7 +74,7 @@ fn words(vocab: &[String], rng: &mut Rng, n: usize) -> String {
 /// neighbouring sources (same text, a few words changed: near-duplicates, one story); one item
 /// in 10 mentions Lebanon (the watchlist's term).
 fn article(vocab: &[String], i: usize, j: usize) -> (String, String) {
-    let (seed, shared) = if j % 10 == 0 {
+    let (seed, shared) = if j.is_multiple_of(10) {
         ((i / 5 * 1_000 + j) as u64 | 1 << 40, true)
     } else {
         ((i * 1_000 + j) as u64, false)

@@ -847,6 +847,8 @@ pub async fn refresh_all(
     refresh_all_with(ctx, sources, cancel, |_| {}).await
 }
 
+type SourceResult = Result<RefreshReport, (String, StoreError)>;
+
 /// [`refresh_all`], calling `on_done` with each source's id as its refresh finishes (in the
 /// order they finish, e.g. to advance a progress bar). The reports are in source order.
 ///
@@ -863,7 +865,7 @@ pub async fn refresh_all_with(
         .iter()
         .filter(|s| seen.insert(s.id.clone()))
         .collect();
-    let mut reports: Vec<(usize, Result<RefreshReport, (String, StoreError)>)> =
+    let mut reports: Vec<(usize, SourceResult)> =
         futures_util::stream::iter(unique.into_iter().enumerate())
             .map(|(i, source)| async move {
                 let report = refresh(ctx, source, cancel)
