@@ -847,8 +847,13 @@ pub async fn refresh_all(
     refresh_all_with(ctx, sources, cancel, |_| {}).await
 }
 
-/// [`refresh_all`], calling `on_done` with each source's id as its refresh finishes (in source
-/// order), e.g. to advance a progress bar.
+type SourceResult = Result<RefreshReport, (String, StoreError)>;
+
+/// [`refresh_all`], calling `on_done` with each source's id as its refresh finishes (in the
+/// order they finish, e.g. to advance a progress bar). The reports are in source order.
+///
+/// Up to `[http] concurrency` refreshes run at once and a finished one is replaced at once: a
+/// slow source holds one slot, not the sources listed after it.
 pub async fn refresh_all_with(
     ctx: &Context,
     sources: &[SourceConfig],
@@ -860,21 +865,25 @@ pub async fn refresh_all_with(
         .iter()
         .filter(|s| seen.insert(s.id.clone()))
         .collect();
-    futures_util::stream::iter(unique)
-        .map(|source| async move {
-            refresh(ctx, source, cancel)
-                .await
-                .map_err(|e| (source.id.clone(), e))
-        })
-        .buffered(ctx.settings.http.concurrency.max(1))
-        .inspect(|r| {
-            on_done(match r {
-                Ok(report) => &report.source,
-                Err((id, _)) => id,
+    let mut reports: Vec<(usize, SourceResult)> =
+        futures_util::stream::iter(unique.into_iter().enumerate())
+            .map(|(i, source)| async move {
+                let report = refresh(ctx, source, cancel)
+                    .await
+                    .map_err(|e| (source.id.clone(), e));
+                (i, report)
             })
-        })
-        .collect()
-        .await
+            .buffer_unordered(ctx.settings.http.concurrency.max(1))
+            .inspect(|(_, r)| {
+                on_done(match r {
+                    Ok(report) => &report.source,
+                    Err((id, _)) => id,
+                })
+            })
+            .collect()
+            .await;
+    reports.sort_by_key(|(i, _)| *i);
+    reports.into_iter().map(|(_, r)| r).collect()
 }
 
 #[cfg(test)]

@@ -5,6 +5,8 @@
 ALTER TABLE article_signatures ADD COLUMN seq BIGINT;
 UPDATE article_signatures SET seq = article;
 CREATE INDEX article_signatures_seq ON article_signatures (seq);
+-- Pruned by age at every refresh.
+CREATE INDEX article_signatures_fetched ON article_signatures (fetched);
 CREATE TABLE story_seq (
     id   INTEGER PRIMARY KEY CHECK (id = 1),
     last BIGINT NOT NULL

@@ -93,11 +93,28 @@ pub enum StoreError {
 ///
 /// SQLite: `BEGIN IMMEDIATE` takes the write lock up front; a deferred transaction that read first
 /// could not upgrade after another connection committed (a busy-snapshot error no timeout fixes).
-/// PostgreSQL: refresh writes of several daemons are serialised on the articles table, so two
-/// daemons storing the same story at once cannot both decide it is new.
+/// Writes are serialised there anyway, so the two locks below are no-ops.
+///
+/// PostgreSQL: refresh writes of several daemons run in parallel. A refresh first takes
+/// transaction-scoped advisory locks on the keys it deduplicates by (`lock_keys`: canonical URLs,
+/// GUIDs, content hashes), so two daemons storing the same article at once cannot both decide it
+/// is new, while refreshes with nothing in common do not wait for each other. Story assignment
+/// looks at every recent article, so it is serialised as a whole (`lock_stories`), for the short
+/// end of the transaction: two near-duplicates stored at once still see each other.
 pub(crate) trait BeginWrite {
     type Database: sqlx::Database;
     async fn begin_write(&self) -> Result<sqlx::Transaction<'static, Self::Database>, sqlx::Error>;
+    /// Waits for the advisory locks on `keys` (sorted and distinct).
+    async fn lock_keys(
+        &self,
+        tx: &mut sqlx::Transaction<'static, Self::Database>,
+        keys: &[i64],
+    ) -> Result<(), sqlx::Error>;
+    /// Waits for the story assignment lock; taken after every `lock_keys` of the transaction.
+    async fn lock_stories(
+        &self,
+        tx: &mut sqlx::Transaction<'static, Self::Database>,
+    ) -> Result<(), sqlx::Error>;
 }
 
 impl BeginWrite for SqlitePool {
@@ -105,16 +122,56 @@ impl BeginWrite for SqlitePool {
     async fn begin_write(&self) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>, sqlx::Error> {
         self.begin_with("BEGIN IMMEDIATE").await
     }
+    async fn lock_keys(
+        &self,
+        _tx: &mut sqlx::Transaction<'static, sqlx::Sqlite>,
+        _keys: &[i64],
+    ) -> Result<(), sqlx::Error> {
+        Ok(())
+    }
+    async fn lock_stories(
+        &self,
+        _tx: &mut sqlx::Transaction<'static, sqlx::Sqlite>,
+    ) -> Result<(), sqlx::Error> {
+        Ok(())
+    }
 }
+
+/// The story lock, in the two-key advisory lock space (which does not overlap the single-key
+/// space of the dedupe keys): (marsad, stories).
+const ADVISORY_SPACE: i32 = 0x6d61_7273; // "mars"
+const STORY_LOCK: i32 = 1;
 
 impl BeginWrite for PgPool {
     type Database = sqlx::Postgres;
     async fn begin_write(&self) -> Result<sqlx::Transaction<'static, sqlx::Postgres>, sqlx::Error> {
-        let mut tx = self.begin().await?;
-        sqlx::query("LOCK TABLE articles IN SHARE ROW EXCLUSIVE MODE")
-            .execute(&mut *tx)
+        self.begin().await
+    }
+    async fn lock_keys(
+        &self,
+        tx: &mut sqlx::Transaction<'static, sqlx::Postgres>,
+        keys: &[i64],
+    ) -> Result<(), sqlx::Error> {
+        if keys.is_empty() {
+            return Ok(());
+        }
+        // In array order (the keys are sorted), in one statement.
+        sqlx::query("SELECT count(pg_advisory_xact_lock(k)) FROM unnest($1::int8[]) AS t(k)")
+            .bind(keys)
+            .execute(&mut **tx)
             .await?;
-        Ok(tx)
+        Ok(())
+    }
+    async fn lock_stories(
+        &self,
+        tx: &mut sqlx::Transaction<'static, sqlx::Postgres>,
+    ) -> Result<(), sqlx::Error> {
+        sqlx::query("SELECT pg_advisory_xact_lock($1, $2)")
+            .bind(ADVISORY_SPACE)
+            .bind(STORY_LOCK)
+            .execute(&mut **tx)
+            .await?;
+        Ok(())
     }
 }
 

@@ -11,6 +11,274 @@ use crate::dedupe::StoryParams;
 use crate::matcher::Hit;
 use crate::model::{NewArticle, NewMatch};
 
+/// Values looked up per statement at most: far below either backend's parameter limit.
+const LOOKUP_CHUNK: usize = 128;
+/// Rows written per statement at most (× at most 9 columns).
+const INSERT_CHUNK: usize = 64;
+
+/// `IN` lists are padded (with their last value again) to a power of two, so a handful of
+/// statement shapes serve every batch from the prepared-statement cache.
+fn padded_width(n: usize) -> usize {
+    n.next_power_of_two().clamp(4, LOOKUP_CHUNK)
+}
+
+/// Rows of a multi-row `VALUES`: `($first, …), (…)`, `cols` placeholders each.
+fn values_placeholders(rows: usize, cols: usize) -> String {
+    (0..rows)
+        .map(|r| {
+            let cells: Vec<String> = (0..cols)
+                .map(|c| format!("${}", r * cols + c + 1))
+                .collect();
+            format!("({})", cells.join(", "))
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// How many of the remaining rows the next multi-row statement takes: a power of two, so (as
+/// for `IN` lists) few statement shapes reach the cache.
+fn insert_chunk(remaining: usize) -> usize {
+    let cap = remaining.min(INSERT_CHUNK);
+    1 << (usize::BITS - 1 - cap.leading_zeros())
+}
+
+fn distinct<T: Clone + Ord>(items: &[T]) -> Vec<T> {
+    let mut out = items.to_vec();
+    out.sort_unstable();
+    out.dedup();
+    out
+}
+
+/// Runs `$sql`, whose `(?)` stands for the list of `$keys`, in chunks; `$pre` are bound first
+/// (as `$1`, `$2`, …). Evaluates to all rows. A macro so it expands once per backend.
+macro_rules! select_in {
+    ($exec:expr, $sql:expr, $context:expr, [$($pre:expr),*], $keys:expr) => {{
+        let keys = $keys;
+        let fixed: usize = 0 $(+ { let _ = &$pre; 1 })*;
+        let mut rows = Vec::new();
+        for chunk in keys.chunks(LOOKUP_CHUNK) {
+            let width = padded_width(chunk.len());
+            let list: Vec<String> = (0..width).map(|i| format!("${}", fixed + i + 1)).collect();
+            // Only numbered placeholders are formatted in; the values are bound.
+            let sql = $sql.replace("(?)", &format!("({})", list.join(", ")));
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)) $(.bind($pre))*;
+            for i in 0..width {
+                query = query.bind(chunk[i.min(chunk.len() - 1)].clone());
+            }
+            rows.extend(query.fetch_all($exec).await.context($context)?);
+        }
+        rows
+    }};
+}
+
+/// Runs `$sql`, whose `{VALUES}` stands for rows of `$cols` placeholders, over `$rows` in chunks,
+/// binding each row with `|query, row| …`. Evaluates to the rows returned (`RETURNING`).
+macro_rules! insert_rows {
+    ($exec:expr, $sql:expr, $context:expr, $cols:expr, $rows:expr, |$q:ident, $row:ident| $bind:expr) => {{
+        let rows = $rows;
+        let mut returned = Vec::new();
+        let mut at = 0;
+        while at < rows.len() {
+            let take = insert_chunk(rows.len() - at);
+            // Only numbered placeholders are formatted in; the values are bound.
+            let sql = $sql.replace("{VALUES}", &values_placeholders(take, $cols));
+            let mut $q = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for $row in &rows[at..at + take] {
+                $q = $bind;
+            }
+            returned.extend($q.fetch_all($exec).await.context($context)?);
+            at += take;
+        }
+        returned
+    }};
+}
+
+/// Collects a tuple of column reads into one result.
+trait Columns<T> {
+    fn all(self) -> Result<T, sqlx::Error>;
+}
+
+impl<A, B> Columns<(A, B)> for (Result<A, sqlx::Error>, Result<B, sqlx::Error>) {
+    fn all(self) -> Result<(A, B), sqlx::Error> {
+        Ok((self.0?, self.1?))
+    }
+}
+
+impl<A, B, C> Columns<(A, B, C)>
+    for (
+        Result<A, sqlx::Error>,
+        Result<B, sqlx::Error>,
+        Result<C, sqlx::Error>,
+    )
+{
+    fn all(self) -> Result<(A, B, C), sqlx::Error> {
+        Ok((self.0?, self.1?, self.2?))
+    }
+}
+
+/// Keys of the advisory locks a refresh takes on PostgreSQL before deduplicating: every
+/// canonical URL, GUID (within its source) and content hash it stores or looks up. Two refreshes
+/// that could find or create the same article share a key and so run one after the other; the
+/// rest write in parallel. Sorted, so refreshes take them in one order and cannot deadlock.
+/// FNV-1a: stable across builds, so daemons of different versions agree.
+fn dedupe_lock_keys(write: &RefreshWrite) -> Vec<i64> {
+    fn key(parts: &[&str]) -> i64 {
+        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+        for part in parts {
+            for b in part.bytes().chain([0xff]) {
+                h ^= u64::from(b);
+                h = h.wrapping_mul(0x0000_0100_0000_01b3);
+            }
+        }
+        h as i64
+    }
+    let mut keys = Vec::new();
+    for (a, _) in &write.articles {
+        keys.push(key(&["url", &a.url]));
+        keys.push(key(&["hash", &a.content_hash]));
+        if let Some(guid) = &a.guid {
+            keys.push(key(&["guid", &a.source, guid]));
+        }
+    }
+    for (canonical, _) in &write.seen_urls {
+        keys.push(key(&["url", canonical]));
+    }
+    keys.sort_unstable();
+    keys.dedup();
+    keys
+}
+
+/// An article of a refresh: one already stored, or the k-th new one of this refresh.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Ref {
+    Old(i64),
+    New(usize),
+}
+
+/// What the database holds, before the refresh, for the refresh's URLs, GUIDs and texts.
+#[derive(Debug, Default)]
+struct Stored {
+    /// Canonical URL → article.
+    urls: HashMap<String, i64>,
+    /// (source, GUID) → article.
+    guids: HashMap<(String, String), i64>,
+    /// Content hash → articles with it, lowest id first.
+    by_hash: HashMap<String, Vec<i64>>,
+    /// The content hash of every article above.
+    hashes: HashMap<i64, String>,
+}
+
+/// A new article: `first` is the index of the article stored (source, URL, dates, matches,
+/// story); `text` of the one whose title and body it ends up with (a later article of the same
+/// refresh at the same URL or GUID with other text is an edit of it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct NewRow {
+    first: usize,
+    text: usize,
+}
+
+#[derive(Debug, Default)]
+struct Plan {
+    /// Per article of the refresh, in order: which article it is.
+    refs: Vec<Ref>,
+    new: Vec<NewRow>,
+    /// Stored articles whose text changed → index of the article with the text to keep.
+    edits: Vec<(i64, usize)>,
+    /// Every canonical URL known after the refresh's articles → its article.
+    urls: HashMap<String, Ref>,
+    known: usize,
+}
+
+/// Decides, for each article of a refresh, whether it is new or which article it is, with the
+/// same outcome as storing them one by one in order: by canonical URL, then GUID within its
+/// source, then the lowest id with the same text (articles stored earlier in the refresh and
+/// edits made earlier in it included).
+fn plan_refresh(articles: &[(NewArticle, Vec<NewMatch>)], stored: &Stored) -> Plan {
+    let mut plan = Plan {
+        urls: stored
+            .urls
+            .iter()
+            .map(|(u, id)| (u.clone(), Ref::Old(*id)))
+            .collect(),
+        ..Plan::default()
+    };
+    let mut guids: HashMap<(&str, &str), Ref> = stored
+        .guids
+        .iter()
+        .map(|((s, g), id)| ((s.as_str(), g.as_str()), Ref::Old(*id)))
+        .collect();
+    // Text changes made by this refresh so far: stored article → index of the article with its
+    // current text.
+    let mut edited: HashMap<i64, usize> = HashMap::new();
+    let hash_of = |r: Ref, plan: &Plan, edited: &HashMap<i64, usize>| -> Option<String> {
+        match r {
+            Ref::Old(id) => match edited.get(&id) {
+                Some(i) => Some(articles[*i].0.content_hash.clone()),
+                None => stored.hashes.get(&id).cloned(),
+            },
+            Ref::New(k) => Some(articles[plan.new[k].text].0.content_hash.clone()),
+        }
+    };
+    for (i, (a, _)) in articles.iter().enumerate() {
+        let mut found = plan.urls.get(a.url.as_str()).copied();
+        if found.is_none()
+            && let Some(guid) = &a.guid
+        {
+            found = guids.get(&(a.source.as_str(), guid.as_str())).copied();
+        }
+        let by_identity = found.is_some();
+        if found.is_none() {
+            let h = a.content_hash.as_str();
+            // The lowest stored id whose text is (still) this one, else the first new one.
+            let unchanged = stored
+                .by_hash
+                .get(h)
+                .into_iter()
+                .flatten()
+                .copied()
+                .find(|id| hash_of(Ref::Old(*id), &plan, &edited) == Some(h.to_string()));
+            let changed_to = edited
+                .keys()
+                .copied()
+                .filter(|id| hash_of(Ref::Old(*id), &plan, &edited) == Some(h.to_string()))
+                .min();
+            found = match (unchanged, changed_to) {
+                (Some(x), Some(y)) => Some(Ref::Old(x.min(y))),
+                (Some(x), None) | (None, Some(x)) => Some(Ref::Old(x)),
+                (None, None) => (0..plan.new.len())
+                    .find(|k| hash_of(Ref::New(*k), &plan, &edited) == Some(h.to_string()))
+                    .map(Ref::New),
+            };
+        }
+        let r = match found {
+            Some(r) => {
+                plan.known += 1;
+                if by_identity && hash_of(r, &plan, &edited) != Some(a.content_hash.clone()) {
+                    match r {
+                        Ref::Old(id) => {
+                            edited.insert(id, i);
+                        }
+                        Ref::New(k) => plan.new[k].text = i,
+                    }
+                }
+                r
+            }
+            None => {
+                plan.new.push(NewRow { first: i, text: i });
+                Ref::New(plan.new.len() - 1)
+            }
+        };
+        plan.refs.push(r);
+        plan.urls.entry(a.url.clone()).or_insert(r);
+        if let Some(guid) = &a.guid {
+            guids.entry((a.source.as_str(), guid.as_str())).or_insert(r);
+        }
+    }
+    plan.edits = edited.into_iter().collect();
+    plan.edits.sort_unstable();
+    plan
+}
+
 /// Static description of a source, synchronised from sources.toml so status can list it.
 #[derive(Debug, Clone)]
 pub struct SourceInfo {
@@ -188,20 +456,14 @@ impl Db {
 
     /// Which of these canonical URLs are already stored (so their pages need not be fetched again).
     pub async fn known_urls(&self, urls: &[String]) -> Result<HashSet<String>, StoreError> {
-        let mut known = HashSet::new();
-        with_db!(self, pool => {
-            for url in urls {
-                let row = sqlx::query("SELECT url FROM article_urls WHERE url = $1 LIMIT 1")
-                    .bind(url)
-                    .fetch_optional(pool)
-                    .await
-                    .context("looking up known URLs")?;
-                if row.is_some() {
-                    known.insert(url.clone());
-                }
-            }
-        });
-        Ok(known)
+        let urls = distinct(urls);
+        with_db!(self, pool => select_in!(pool,
+            "SELECT DISTINCT url FROM article_urls WHERE url IN (?)",
+            "looking up known URLs", [], &urls)
+            .iter()
+            .map(|r| r.try_get("url"))
+            .collect::<Result<HashSet<String>, _>>()
+            .context("decoding known URLs"))
     }
 
     /// Records pages `source` deliberately did not fetch, as (canonical URL, reason).
@@ -211,22 +473,25 @@ impl Db {
         skipped: &[(String, String)],
         at: DateTime<Utc>,
     ) -> Result<(), StoreError> {
+        // One row per URL (the last reason given wins), so one statement never updates a row twice.
+        let mut last: HashMap<&str, &str> = HashMap::new();
+        let mut rows: Vec<(&str, &str)> = Vec::new();
+        for (url, reason) in skipped {
+            if last.insert(url, reason).is_none() {
+                rows.push((url, reason));
+            }
+        }
+        for row in &mut rows {
+            row.1 = last[row.0];
+        }
         with_db!(self, pool => {
             let mut tx = pool.begin().await.context("starting a transaction")?;
-            for (url, reason) in skipped {
-                sqlx::query(
-                    "INSERT INTO skipped_urls (url, source, reason, last_seen) VALUES ($1, $2, $3, $4) \
-                     ON CONFLICT (url) DO UPDATE SET source = excluded.source, reason = excluded.reason, \
-                     last_seen = excluded.last_seen",
-                )
-                .bind(url)
-                .bind(source)
-                .bind(reason)
-                .bind(at)
-                .execute(&mut *tx)
-                .await
-                .context("recording a skipped page")?;
-            }
+            insert_rows!(&mut *tx,
+                "INSERT INTO skipped_urls (url, source, reason, last_seen) VALUES {VALUES} \
+                 ON CONFLICT (url) DO UPDATE SET source = excluded.source, reason = excluded.reason, \
+                 last_seen = excluded.last_seen",
+                "recording a skipped page", 4, &rows,
+                |q, r| q.bind(r.0).bind(source).bind(r.1).bind(at));
             tx.commit().await.context("committing skipped pages")?;
             Ok(())
         })
@@ -238,21 +503,14 @@ impl Db {
         urls: &[String],
         since: DateTime<Utc>,
     ) -> Result<HashSet<String>, StoreError> {
-        let mut skipped = HashSet::new();
-        with_db!(self, pool => {
-            for url in urls {
-                let row = sqlx::query("SELECT url FROM skipped_urls WHERE url = $1 AND last_seen >= $2")
-                    .bind(url)
-                    .bind(since)
-                    .fetch_optional(pool)
-                    .await
-                    .context("looking up skipped pages")?;
-                if row.is_some() {
-                    skipped.insert(url.clone());
-                }
-            }
-        });
-        Ok(skipped)
+        let urls = distinct(urls);
+        with_db!(self, pool => select_in!(pool,
+            "SELECT url FROM skipped_urls WHERE last_seen >= $1 AND url IN (?)",
+            "looking up skipped pages", [since], &urls)
+            .iter()
+            .map(|r| r.try_get("url"))
+            .collect::<Result<HashSet<String>, _>>()
+            .context("decoding skipped pages"))
     }
 
     /// Skipped pages of `source`, newest first, as (URL, reason, when).
@@ -279,21 +537,14 @@ impl Db {
         source: &str,
         guids: &[String],
     ) -> Result<HashSet<String>, StoreError> {
-        let mut known = HashSet::new();
-        with_db!(self, pool => {
-            for guid in guids {
-                let row = sqlx::query("SELECT guid FROM article_guids WHERE source = $1 AND guid = $2")
-                    .bind(source)
-                    .bind(guid)
-                    .fetch_optional(pool)
-                    .await
-                    .context("looking up known GUIDs")?;
-                if row.is_some() {
-                    known.insert(guid.clone());
-                }
-            }
-        });
-        Ok(known)
+        let guids = distinct(guids);
+        with_db!(self, pool => select_in!(pool,
+            "SELECT guid FROM article_guids WHERE source = $1 AND guid IN (?)",
+            "looking up known GUIDs", [source], &guids)
+            .iter()
+            .map(|r| r.try_get("guid"))
+            .collect::<Result<HashSet<String>, _>>()
+            .context("decoding known GUIDs"))
     }
 
     /// Writes one refresh — fetch log, source state, articles, URLs, GUIDs and matches — in one
@@ -309,6 +560,11 @@ impl Db {
     /// An article found by URL or GUID whose text changed (an edited article) keeps its id, its
     /// story and its matches; its stored title and body become the new text. An article found by
     /// its text under a new URL or GUID records them, so either finds it next time.
+    ///
+    /// The articles are looked up with a few batched queries, deduplicated against each other in
+    /// memory (exactly as if they were stored one by one, see [`plan_refresh`]), and written with
+    /// multi-row statements; stories are assigned last, so that the lock serialising story
+    /// assignment across daemons (PostgreSQL) is held only for that part.
     pub async fn commit_refresh_with(
         &self,
         write: RefreshWrite,
@@ -316,149 +572,194 @@ impl Db {
     ) -> Result<StoreOutcome, StoreError> {
         let mut outcome = StoreOutcome::default();
         let fetched = write.finished;
+        let keys = dedupe_lock_keys(&write);
+        let mut lookup_urls: Vec<String> =
+            write.articles.iter().map(|(a, _)| a.url.clone()).collect();
+        lookup_urls.extend(
+            write
+                .seen_urls
+                .iter()
+                .map(|(canonical, _)| canonical.clone()),
+        );
+        let lookup_urls = distinct(&lookup_urls);
+        let hashes = distinct(
+            &write
+                .articles
+                .iter()
+                .map(|(a, _)| a.content_hash.clone())
+                .collect::<Vec<_>>(),
+        );
+        let mut guids_by_source: HashMap<&str, Vec<String>> = HashMap::new();
+        for (a, _) in &write.articles {
+            if let Some(guid) = &a.guid {
+                guids_by_source
+                    .entry(a.source.as_str())
+                    .or_default()
+                    .push(guid.clone());
+            }
+        }
+        // Encoded before the transaction: nothing that cannot fail on the database is done inside.
+        let mut hits: Vec<Vec<String>> = Vec::with_capacity(write.articles.len());
+        for (_, matches) in &write.articles {
+            hits.push(
+                matches
+                    .iter()
+                    .map(|m| serde_json::to_string(&m.hits))
+                    .collect::<Result<_, _>>()
+                    .map_err(|e| StoreError::Corrupt {
+                        context: "encoding hits",
+                        message: e.to_string(),
+                    })?,
+            );
+        }
         with_db!(self, pool => {
             let mut tx = pool.begin_write().await.context("starting a transaction")?;
-            let mut story_cache = StoryCacheGuard::acquire(self, stories).await;
-            sync_story_cache!(tx, story_cache, fetched, stories);
-            for (article, matches) in &write.articles {
-                // 1. canonical URL, 2. GUID within the source, 3. same normalized text.
-                let mut existing: Option<i64> = sqlx::query("SELECT article FROM article_urls WHERE url = $1 LIMIT 1")
-                    .bind(&article.url)
-                    .fetch_optional(&mut *tx)
-                    .await
-                    .context("deduplicating by URL")?
-                    .map(|r| r.try_get("article"))
-                    .transpose()
-                    .context("decoding article id")?;
-                if existing.is_none()
-                    && let Some(guid) = &article.guid
+            pool.lock_keys(&mut tx, &keys).await.context("locking the articles being stored")?;
+
+            // What the database knows of these URLs, GUIDs and texts: three lookups in all.
+            let mut stored = Stored::default();
+            for r in select_in!(&mut *tx,
+                "SELECT u.url, u.article, a.content_hash FROM article_urls u \
+                 JOIN articles a ON a.id = u.article WHERE u.url IN (?)",
+                "deduplicating by URL", [], &lookup_urls)
+            {
+                let (url, id, hash): (String, i64, String) =
+                    (r.try_get("url"), r.try_get("article"), r.try_get("content_hash"))
+                        .all()
+                        .context("decoding article id")?;
+                let e = stored.urls.entry(url).or_insert(id);
+                *e = (*e).min(id);
+                stored.hashes.insert(id, hash);
+            }
+            for (source, guids) in &guids_by_source {
+                let guids = distinct(guids);
+                for r in select_in!(&mut *tx,
+                    "SELECT g.guid, g.article, a.content_hash FROM article_guids g \
+                     JOIN articles a ON a.id = g.article WHERE g.source = $1 AND g.guid IN (?)",
+                    "deduplicating by GUID", [*source], &guids)
                 {
-                    existing = sqlx::query("SELECT article FROM article_guids WHERE source = $1 AND guid = $2")
-                        .bind(&article.source)
-                        .bind(guid)
-                        .fetch_optional(&mut *tx)
-                        .await
-                        .context("deduplicating by GUID")?
-                        .map(|r| r.try_get("article"))
-                        .transpose()
-                        .context("decoding article id")?;
+                    let (guid, id, hash): (String, i64, String) =
+                        (r.try_get("guid"), r.try_get("article"), r.try_get("content_hash"))
+                            .all()
+                            .context("decoding article id")?;
+                    stored.guids.insert((source.to_string(), guid), id);
+                    stored.hashes.insert(id, hash);
                 }
-                let by_identity = existing.is_some();
-                if existing.is_none() {
-                    existing = sqlx::query("SELECT id FROM articles WHERE content_hash = $1 ORDER BY id LIMIT 1")
-                        .bind(&article.content_hash)
-                        .fetch_optional(&mut *tx)
-                        .await
-                        .context("deduplicating by content")?
-                        .map(|r| r.try_get("id"))
-                        .transpose()
-                        .context("decoding article id")?;
-                }
-                let id = match existing {
-                    Some(id) => {
-                        outcome.known += 1;
-                        if by_identity {
-                            sqlx::query(
-                                "UPDATE articles SET title = $2, body = $3, content_hash = $4 \
-                                 WHERE id = $1 AND content_hash <> $4",
-                            )
-                            .bind(id)
-                            .bind(&article.title)
-                            .bind(&article.body)
-                            .bind(&article.content_hash)
-                            .execute(&mut *tx)
-                            .await
-                            .context("updating an edited article")?;
-                        }
-                        id
-                    }
-                    None => {
-                        let id: i64 = sqlx::query(
-                            "INSERT INTO articles (source, url, title, body, published, fetched, language, author, content_hash) \
-                             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id",
-                        )
-                        .bind(&article.source)
-                        .bind(&article.url)
-                        .bind(&article.title)
-                        .bind(&article.body)
-                        .bind(article.published)
-                        .bind(fetched)
-                        .bind(&article.language)
-                        .bind(&article.author)
-                        .bind(&article.content_hash)
-                        .fetch_one(&mut *tx)
-                        .await
-                        .context("storing an article")?
-                        .try_get("id")
-                        .context("decoding article id")?;
-                        for m in matches {
-                            let hits = serde_json::to_string(&m.hits).map_err(|e| StoreError::Corrupt {
-                                context: "encoding hits",
-                                message: e.to_string(),
-                            })?;
-                            sqlx::query(
-                                "INSERT INTO matches (article, watchlist, hits, matched) VALUES ($1, $2, $3, $4) \
-                                 ON CONFLICT (article, watchlist) DO NOTHING",
-                            )
-                            .bind(id)
-                            .bind(&m.watchlist)
-                            .bind(hits)
-                            // The time of this write, not of the fetch: digest periods select
-                            // matches by this time, and a full-text refresh can take long enough
-                            // that a period ending meanwhile would otherwise never see them.
-                            .bind(Utc::now())
-                            .execute(&mut *tx)
-                            .await
-                            .context("storing a match")?;
-                            outcome.matches += 1;
-                        }
-                        assign_story!(tx, story_cache, id, article, fetched, stories);
-                        outcome.new.push(id);
-                        id
-                    }
-                };
-                sqlx::query(
-                    "INSERT INTO article_urls (url, article, source, raw_url, first_seen) VALUES ($1, $2, $3, $4, $5) \
-                     ON CONFLICT (raw_url) DO NOTHING",
-                )
-                .bind(&article.url)
-                .bind(id)
-                .bind(&article.source)
-                .bind(&article.raw_url)
-                .bind(fetched)
-                .execute(&mut *tx)
-                .await
-                .context("recording an article URL")?;
-                if let Some(guid) = &article.guid {
-                    sqlx::query(
-                        "INSERT INTO article_guids (source, guid, article) VALUES ($1, $2, $3) \
-                         ON CONFLICT (source, guid) DO NOTHING",
-                    )
-                    .bind(&article.source)
-                    .bind(guid)
-                    .bind(id)
+            }
+            for r in select_in!(&mut *tx,
+                "SELECT id, content_hash FROM articles WHERE content_hash IN (?)",
+                "deduplicating by content", [], &hashes)
+            {
+                let (id, hash): (i64, String) = (r.try_get("id"), r.try_get("content_hash"))
+                    .all()
+                    .context("decoding article id")?;
+                stored.by_hash.entry(hash.clone()).or_default().push(id);
+                stored.hashes.insert(id, hash);
+            }
+            for ids in stored.by_hash.values_mut() {
+                ids.sort_unstable();
+            }
+
+            let plan = plan_refresh(&write.articles, &stored);
+            outcome.known = plan.known;
+
+            // Edited articles found by URL or GUID take the new text.
+            for (id, text) in &plan.edits {
+                let article = &write.articles[*text].0;
+                sqlx::query("UPDATE articles SET title = $2, body = $3, content_hash = $4 WHERE id = $1")
+                    .bind(*id)
+                    .bind(&article.title)
+                    .bind(&article.body)
+                    .bind(&article.content_hash)
                     .execute(&mut *tx)
                     .await
-                    .context("recording a GUID")?;
+                    .context("updating an edited article")?;
+            }
+
+            // New articles, in one statement per chunk; their URLs are distinct, so the returned
+            // (id, url) pairs say which id each got.
+            let mut new_ids: Vec<i64> = Vec::with_capacity(plan.new.len());
+            if !plan.new.is_empty() {
+                let mut by_url: HashMap<String, i64> = HashMap::new();
+                for r in insert_rows!(&mut *tx,
+                    "INSERT INTO articles (source, url, title, body, published, fetched, language, author, content_hash) \
+                     VALUES {VALUES} RETURNING id, url",
+                    "storing an article", 9, &plan.new,
+                    |q, n| {
+                        let (first, text) = (&write.articles[n.first].0, &write.articles[n.text].0);
+                        q.bind(&first.source).bind(&first.url).bind(&text.title).bind(&text.body)
+                            .bind(first.published).bind(fetched).bind(&first.language)
+                            .bind(&first.author).bind(&text.content_hash)
+                    })
+                {
+                    let (id, url): (i64, String) = (r.try_get("id"), r.try_get("url"))
+                        .all()
+                        .context("decoding article id")?;
+                    by_url.insert(url, id);
+                }
+                for n in &plan.new {
+                    let url = &write.articles[n.first].0.url;
+                    new_ids.push(*by_url.get(url).ok_or_else(|| StoreError::Corrupt {
+                        context: "storing articles",
+                        message: format!("no id returned for {url}"),
+                    })?);
                 }
             }
+            let id_of = |r: Ref| match r {
+                Ref::Old(id) => id,
+                Ref::New(k) => new_ids[k],
+            };
 
-            prune_story_window!(tx, fetched, stories);
+            // The time of this write, not of the fetch: digest periods select matches by this
+            // time, and a full-text refresh can take long enough that a period ending meanwhile
+            // would otherwise never see them.
+            let matched = Utc::now();
+            let match_rows: Vec<(i64, &str, &str)> = plan
+                .new
+                .iter()
+                .enumerate()
+                .flat_map(|(k, n)| {
+                    write.articles[n.first].1.iter().zip(&hits[n.first])
+                        .map(move |(m, h)| (k, m.watchlist.as_str(), h.as_str()))
+                })
+                .map(|(k, w, h)| (new_ids[k], w, h))
+                .collect();
+            insert_rows!(&mut *tx,
+                "INSERT INTO matches (article, watchlist, hits, matched) VALUES {VALUES} \
+                 ON CONFLICT (article, watchlist) DO NOTHING",
+                "storing a match", 4, &match_rows,
+                |q, m| q.bind(m.0).bind(m.1).bind(m.2).bind(matched));
+            outcome.matches = match_rows.len();
 
-            for (canonical, raw) in &write.seen_urls {
-                sqlx::query(
-                    "INSERT INTO article_urls (url, article, source, raw_url, first_seen) \
-                     SELECT $1, article, $3, $2, $4 FROM article_urls WHERE url = $1 LIMIT 1 \
-                     ON CONFLICT (raw_url) DO NOTHING",
-                )
-                .bind(canonical)
-                .bind(raw)
-                .bind(&write.source)
-                .bind(fetched)
-                .execute(&mut *tx)
-                .await
-                .context("recording a known article's URL")?;
-            }
+            // Every URL each article was reached at, its GUID, and the new forms of links to
+            // articles already stored.
+            let mut url_rows: Vec<(&str, i64, &str, &str)> = write
+                .articles
+                .iter()
+                .zip(&plan.refs)
+                .map(|((a, _), r)| (a.url.as_str(), id_of(*r), a.source.as_str(), a.raw_url.as_str()))
+                .collect();
+            url_rows.extend(write.seen_urls.iter().filter_map(|(canonical, raw)| {
+                let r = plan.urls.get(canonical)?;
+                Some((canonical.as_str(), id_of(*r), write.source.as_str(), raw.as_str()))
+            }));
+            insert_rows!(&mut *tx,
+                "INSERT INTO article_urls (url, article, source, raw_url, first_seen) VALUES {VALUES} \
+                 ON CONFLICT (raw_url) DO NOTHING",
+                "recording an article URL", 5, &url_rows,
+                |q, u| q.bind(u.0).bind(u.1).bind(u.2).bind(u.3).bind(fetched));
+            let guid_rows: Vec<(&str, &str, i64)> = write
+                .articles
+                .iter()
+                .zip(&plan.refs)
+                .filter_map(|((a, _), r)| Some((a.source.as_str(), a.guid.as_deref()?, id_of(*r))))
+                .collect();
+            insert_rows!(&mut *tx,
+                "INSERT INTO article_guids (source, guid, article) VALUES {VALUES} \
+                 ON CONFLICT (source, guid) DO NOTHING",
+                "recording a GUID", 3, &guid_rows,
+                |q, g| q.bind(g.0).bind(g.1).bind(g.2));
+            outcome.new = new_ids.clone();
 
             sqlx::query(
                 "INSERT INTO fetches (source, started, finished, outcome, http_status, items, new_articles, error) \
@@ -476,61 +777,71 @@ impl Db {
             .await
             .context("logging a fetch")?;
 
-            if write.outcome == "error" {
-                sqlx::query(
-                    "UPDATE sources SET last_attempt = $2, last_error = $3, \
-                     consecutive_failures = consecutive_failures + 1, next_run = $4 WHERE id = $1",
-                )
-                .bind(&write.source)
-                .bind(write.finished)
-                .bind(&write.error)
-                .bind(write.next_run)
-                .execute(&mut *tx)
-                .await
-                .context("recording a source error")?;
-            } else {
-                sqlx::query(
-                    "UPDATE sources SET last_attempt = $2, last_success = $2, last_error = $3, \
-                     consecutive_failures = 0, next_run = $4 WHERE id = $1",
-                )
-                .bind(&write.source)
-                .bind(write.finished)
-                .bind(&write.error)
-                .bind(write.next_run)
-                .execute(&mut *tx)
-                .await
-                .context("recording a source success")?;
+            let failed = write.outcome == "error";
+            let (keep_validators, etag, last_modified) = match &write.validators {
+                Some((etag, last_modified)) => (false, etag.as_deref(), last_modified.as_deref()),
+                None => (true, None, None),
+            };
+            sqlx::query(
+                "UPDATE sources SET last_attempt = $2, \
+                 last_success = CASE WHEN $5 THEN last_success ELSE $2 END, last_error = $3, \
+                 consecutive_failures = CASE WHEN $5 THEN consecutive_failures + 1 ELSE 0 END, next_run = $4, \
+                 etag = CASE WHEN $6 THEN etag ELSE $7 END, \
+                 last_modified = CASE WHEN $6 THEN last_modified ELSE $8 END WHERE id = $1",
+            )
+            .bind(&write.source)
+            .bind(write.finished)
+            .bind(&write.error)
+            .bind(write.next_run)
+            .bind(failed)
+            .bind(keep_validators)
+            .bind(etag)
+            .bind(last_modified)
+            .execute(&mut *tx)
+            .await
+            .context(if failed { "recording a source error" } else { "recording a source success" })?;
+
+            // Stories last: near-duplicates stored at the same time by several daemons must see
+            // each other, so this part is serialised (PostgreSQL) and kept short.
+            pool.lock_stories(&mut tx).await.context("waiting for story assignment")?;
+            // This process's copy of the story window, brought up to date with what other
+            // writers committed; taken after the lock, confirmed after the commit.
+            let mut story_cache = None;
+            if !plan.new.is_empty() {
+                let mut cache = StoryCacheGuard::acquire(self, stories).await;
+                sync_story_cache!(tx, cache, fetched, stories);
+                for (n, id) in plan.new.iter().zip(&new_ids) {
+                    let article = &write.articles[n.first].0;
+                    assign_story!(tx, cache, *id, article, fetched, stories);
+                }
+                story_cache = Some(cache);
             }
-            if let Some((etag, last_modified)) = &write.validators {
-                sqlx::query("UPDATE sources SET etag = $2, last_modified = $3 WHERE id = $1")
-                    .bind(&write.source)
-                    .bind(etag)
-                    .bind(last_modified)
-                    .execute(&mut *tx)
-                    .await
-                    .context("recording cache validators")?;
-            }
+            prune_story_window!(tx, fetched, stories);
             tx.commit().await.context("committing a refresh")?;
-            story_cache.confirm();
+            if let Some(cache) = story_cache {
+                cache.confirm();
+            }
         });
         Ok(outcome)
     }
 
     /// All URLs each of these articles was seen at, canonical first-seen order.
     async fn urls_of(&self, ids: &[i64]) -> Result<HashMap<i64, Vec<String>>, StoreError> {
+        let mut ids = ids.to_vec();
+        ids.sort_unstable();
+        ids.dedup();
+        let mut urls: Vec<(i64, DateTime<Utc>, String)> = with_db!(self, pool => select_in!(pool,
+            "SELECT article, raw_url, first_seen FROM article_urls WHERE article IN (?)",
+            "reading article URLs", [], &ids)
+            .iter()
+            .map(|r| Ok((r.try_get("article")?, r.try_get("first_seen")?, r.try_get("raw_url")?)))
+            .collect::<Result<_, sqlx::Error>>()
+            .context("decoding URL")?);
+        urls.sort();
         let mut out: HashMap<i64, Vec<String>> = HashMap::new();
-        with_db!(self, pool => {
-            for id in ids {
-                let rows = sqlx::query("SELECT raw_url FROM article_urls WHERE article = $1 ORDER BY first_seen, raw_url")
-                    .bind(id)
-                    .fetch_all(pool)
-                    .await
-                    .context("reading article URLs")?;
-                for r in rows {
-                    out.entry(*id).or_default().push(r.try_get("raw_url").context("decoding URL")?);
-                }
-            }
-        });
+        for (id, _, url) in urls {
+            out.entry(id).or_default().push(url);
+        }
         Ok(out)
     }
 
@@ -664,5 +975,155 @@ impl Db {
                 .collect::<Result<HashMap<_, _>, sqlx::Error>>()
                 .context("decoding article counts")
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn article(url: &str, guid: Option<&str>, text: &str) -> (NewArticle, Vec<NewMatch>) {
+        (
+            NewArticle {
+                source: "s".to_string(),
+                url: url.to_string(),
+                raw_url: url.to_string(),
+                guid: guid.map(str::to_string),
+                title: text.to_string(),
+                body: String::new(),
+                published: None,
+                language: None,
+                author: None,
+                content_hash: format!("h-{text}"),
+            },
+            Vec::new(),
+        )
+    }
+
+    fn stored(rows: &[(i64, &str, Option<&str>, &str)]) -> Stored {
+        let mut s = Stored::default();
+        for (id, url, guid, text) in rows {
+            s.urls.insert(url.to_string(), *id);
+            if let Some(g) = guid {
+                s.guids.insert(("s".to_string(), g.to_string()), *id);
+            }
+            s.by_hash.entry(format!("h-{text}")).or_default().push(*id);
+            s.hashes.insert(*id, format!("h-{text}"));
+        }
+        s
+    }
+
+    #[test]
+    fn articles_of_one_refresh_are_deduplicated_against_each_other_in_order() {
+        let articles = [
+            article("u1", Some("g1"), "a"),
+            // Same URL, other text: an edit of the article just stored.
+            article("u1", None, "b"),
+            // Other URL, GUID of the first: the same article.
+            article("u2", Some("g1"), "c"),
+            // New URL and GUID with the text the first one has now: found by content.
+            article("u3", Some("g3"), "c"),
+            article("u4", None, "d"),
+        ];
+        let plan = plan_refresh(&articles, &Stored::default());
+        assert_eq!(
+            plan.refs,
+            [
+                Ref::New(0),
+                Ref::New(0),
+                Ref::New(0),
+                Ref::New(0),
+                Ref::New(1)
+            ]
+        );
+        // Stored with the first article's URL and the last text it was given.
+        assert_eq!(
+            plan.new,
+            [NewRow { first: 0, text: 2 }, NewRow { first: 4, text: 4 }]
+        );
+        assert_eq!(plan.known, 3);
+        assert!(plan.edits.is_empty());
+        assert_eq!(plan.urls["u3"], Ref::New(0));
+    }
+
+    #[test]
+    fn stored_articles_are_found_by_url_then_guid_then_the_lowest_id_with_the_text() {
+        let db = stored(&[
+            (7, "old", Some("g7"), "x"),
+            (3, "other", None, "y"),
+            (9, "dup", None, "y"),
+        ]);
+        let articles = [
+            article("old", None, "x"),
+            article("new1", Some("g7"), "x"),
+            article("new2", None, "y"),
+            article("new3", None, "z"),
+        ];
+        let plan = plan_refresh(&articles, &db);
+        assert_eq!(
+            plan.refs,
+            [Ref::Old(7), Ref::Old(7), Ref::Old(3), Ref::New(0)]
+        );
+        assert!(plan.edits.is_empty(), "same text is no edit");
+        assert_eq!(plan.known, 3);
+    }
+
+    #[test]
+    fn an_edit_moves_an_article_to_its_new_text_and_off_its_old_one() {
+        let db = stored(&[(4, "a", None, "old"), (6, "b", None, "old")]);
+        let articles = [
+            // Article 4 edited: its text is now "new".
+            article("a", None, "new"),
+            // The old text now belongs to 6 only; the new text to 4.
+            article("c", None, "old"),
+            article("d", None, "new"),
+        ];
+        let plan = plan_refresh(&articles, &db);
+        assert_eq!(plan.refs, [Ref::Old(4), Ref::Old(6), Ref::Old(4)]);
+        assert_eq!(plan.edits, [(4, 0)]);
+        assert!(plan.new.is_empty());
+    }
+
+    #[test]
+    fn lock_keys_are_sorted_distinct_and_shared_by_refreshes_storing_the_same_article() {
+        let write = |articles: Vec<(NewArticle, Vec<NewMatch>)>| RefreshWrite {
+            source: "s".to_string(),
+            started: Utc::now(),
+            finished: Utc::now(),
+            outcome: "ok",
+            http_status: None,
+            validators: None,
+            error: None,
+            items: articles.len(),
+            articles,
+            seen_urls: Vec::new(),
+            next_run: None,
+        };
+        let one = dedupe_lock_keys(&write(vec![
+            article("u1", Some("g"), "a"),
+            article("u1", Some("g"), "a"),
+        ]));
+        assert_eq!(one.len(), 3, "URL, GUID and text, each once");
+        assert!(one.windows(2).all(|w| w[0] < w[1]));
+        let same_text = dedupe_lock_keys(&write(vec![article("u2", None, "a")]));
+        let other = dedupe_lock_keys(&write(vec![article("u3", None, "b")]));
+        assert!(same_text.iter().any(|k| one.contains(k)));
+        assert!(!other.iter().any(|k| one.contains(k)));
+    }
+
+    #[test]
+    fn statement_shapes_are_few() {
+        assert_eq!(
+            (1..=1000).map(padded_width).collect::<HashSet<_>>().len(),
+            6
+        );
+        let mut left = 100;
+        let mut takes = Vec::new();
+        while left > 0 {
+            takes.push(insert_chunk(left));
+            left -= insert_chunk(left);
+        }
+        assert_eq!(takes, [64, 32, 4]);
+        assert_eq!(values_placeholders(2, 2), "($1, $2), ($3, $4)");
     }
 }
