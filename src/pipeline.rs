@@ -777,6 +777,52 @@ fn page_url_fallback(feed_url: &Url, item: &FeedItem) -> String {
     }
 }
 
+/// Longest title stored, in characters; a page's title past it is cut (with "…"). Real headlines
+/// are far shorter, and a hostile page's megabyte "title" would otherwise be matched, hashed and
+/// shown in every digest and listing.
+pub const MAX_TITLE_CHARS: usize = 1000;
+
+/// A title as stored: one line, no control characters (a page could otherwise move a terminal's
+/// cursor or colour `marsad articles` output), whitespace runs collapsed, at most
+/// [`MAX_TITLE_CHARS`] characters.
+pub fn stored_title(title: &str) -> String {
+    let mut out = String::new();
+    let mut chars = 0;
+    let words = title
+        .split(|c: char| c.is_whitespace() || c.is_control())
+        .filter(|w| !w.is_empty());
+    for word in words {
+        let sep = usize::from(!out.is_empty());
+        let len = word.chars().take(MAX_TITLE_CHARS + 1).count();
+        if chars + sep + len > MAX_TITLE_CHARS {
+            // Room left for this word once the ellipsis is counted.
+            let room = MAX_TITLE_CHARS.saturating_sub(chars + 1);
+            if room > sep {
+                if sep == 1 {
+                    out.push(' ');
+                }
+                out.extend(word.chars().take(room - sep));
+            }
+            out.push('…');
+            return out;
+        }
+        if sep == 1 {
+            out.push(' ');
+        }
+        out.push_str(word);
+        chars += sep + len;
+    }
+    out
+}
+
+/// A body as stored: trimmed, without control characters other than newlines and tabs.
+pub fn stored_body(body: &str) -> String {
+    body.trim()
+        .chars()
+        .filter(|&c| !c.is_control() || c == '\n' || c == '\t')
+        .collect()
+}
+
 fn from_feed_item(
     source: &SourceConfig,
     raw_url: &str,
@@ -805,8 +851,8 @@ fn from_feed_item(
         author = author.or(page.author);
         language = language.or(page.language);
     }
-    let title = title.trim().to_string();
-    let body = body.trim().to_string();
+    let title = stored_title(&title);
+    let body = stored_body(&body);
     NewArticle {
         source: source.id.clone(),
         content_hash: normalize::text::content_hash(&title, &body),
@@ -822,8 +868,8 @@ fn from_feed_item(
 }
 
 fn from_page(source: &SourceConfig, url: &Url, page: Extracted) -> NewArticle {
-    let title = page.title.trim().to_string();
-    let body = page.body.trim().to_string();
+    let title = stored_title(&page.title);
+    let body = stored_body(&page.body);
     NewArticle {
         source: source.id.clone(),
         content_hash: normalize::text::content_hash(&title, &body),
@@ -888,6 +934,43 @@ pub async fn refresh_all_with(
 
 #[cfg(test)]
 mod tests {
+    use super::{MAX_TITLE_CHARS, stored_body, stored_title};
+
+    #[test]
+    fn titles_are_one_clean_line_of_bounded_length() {
+        assert_eq!(
+            stored_title("  بوتين\n\tيتصل \u{1b}[31mبنتنياهو\r\n"),
+            "بوتين يتصل [31mبنتنياهو"
+        );
+        let long = "كلمة ".repeat(1000);
+        let cut = stored_title(&long);
+        assert!(
+            cut.chars().count() <= MAX_TITLE_CHARS,
+            "{}",
+            cut.chars().count()
+        );
+        assert!(cut.chars().count() > MAX_TITLE_CHARS - 6);
+        assert!(cut.ends_with('…') && cut.starts_with("كلمة كلمة"));
+        let one_word = "x".repeat(5_000_000);
+        let cut = stored_title(&one_word);
+        assert_eq!(cut.chars().count(), MAX_TITLE_CHARS);
+        assert!(cut.ends_with("x…"));
+        let exact = "y".repeat(MAX_TITLE_CHARS);
+        assert_eq!(
+            stored_title(&exact),
+            exact,
+            "a title at the limit is kept whole"
+        );
+    }
+
+    #[test]
+    fn bodies_keep_lines_and_lose_control_characters() {
+        assert_eq!(
+            stored_body("\n first line\u{7}\nsecond\tcolumn\u{1b}[0m \u{85}end\n"),
+            "first line\nsecond\tcolumn[0m end"
+        );
+    }
+
     use super::*;
 
     #[test]

@@ -141,6 +141,11 @@ impl BeginWrite for SqlitePool {
 /// space of the dedupe keys): (marsad, stories).
 const ADVISORY_SPACE: i32 = 0x6d61_7273; // "mars"
 const STORY_LOCK: i32 = 1;
+/// Held shared by a refresh that locks its keys one by one, exclusively by one with more keys
+/// than [`MAX_KEY_LOCKS`].
+const BULK_LOCK: i32 = 2;
+/// The most dedupe keys a refresh locks one by one.
+const MAX_KEY_LOCKS: usize = 512;
 
 impl BeginWrite for PgPool {
     type Database = sqlx::Postgres;
@@ -155,6 +160,24 @@ impl BeginWrite for PgPool {
         if keys.is_empty() {
             return Ok(());
         }
+        // Each advisory lock takes a slot of the server's shared lock table (about
+        // max_locks_per_transaction × max_connections, 6,400 by default): a refresh of a feed
+        // with 100,000 items cannot lock every key. Such a refresh takes the bulk lock instead,
+        // exclusively, which waits for — and keeps out — every keyed refresh, since those hold
+        // the bulk lock shared.
+        if keys.len() > MAX_KEY_LOCKS {
+            sqlx::query("SELECT pg_advisory_xact_lock($1, $2)")
+                .bind(ADVISORY_SPACE)
+                .bind(BULK_LOCK)
+                .execute(&mut **tx)
+                .await?;
+            return Ok(());
+        }
+        sqlx::query("SELECT pg_advisory_xact_lock_shared($1, $2)")
+            .bind(ADVISORY_SPACE)
+            .bind(BULK_LOCK)
+            .execute(&mut **tx)
+            .await?;
         // In array order (the keys are sorted), in one statement.
         sqlx::query("SELECT count(pg_advisory_xact_lock(k)) FROM unnest($1::int8[]) AS t(k)")
             .bind(keys)

@@ -210,6 +210,11 @@ fn plan_refresh(articles: &[(NewArticle, Vec<NewMatch>)], stored: &Stored) -> Pl
     // Text changes made by this refresh so far: stored article → index of the article with its
     // current text.
     let mut edited: HashMap<i64, usize> = HashMap::new();
+    // The same, by current text: which edited stored articles and which new rows now have each
+    // content hash (lowest first), so a lookup by text costs a map probe, not a scan of every
+    // article of the refresh (a 100,000-item feed made that scan quadratic).
+    let mut edited_by_hash: HashMap<&str, std::collections::BTreeSet<i64>> = HashMap::new();
+    let mut new_by_hash: HashMap<&str, std::collections::BTreeSet<usize>> = HashMap::new();
     let hash_of = |r: Ref, plan: &Plan, edited: &HashMap<i64, usize>| -> Option<String> {
         match r {
             Ref::Old(id) => match edited.get(&id) {
@@ -237,17 +242,14 @@ fn plan_refresh(articles: &[(NewArticle, Vec<NewMatch>)], stored: &Stored) -> Pl
                 .flatten()
                 .copied()
                 .find(|id| hash_of(Ref::Old(*id), &plan, &edited) == Some(h.to_string()));
-            let changed_to = edited
-                .keys()
-                .copied()
-                .filter(|id| hash_of(Ref::Old(*id), &plan, &edited) == Some(h.to_string()))
-                .min();
+            let changed_to = edited_by_hash.get(h).and_then(|ids| ids.first()).copied();
             found = match (unchanged, changed_to) {
                 (Some(x), Some(y)) => Some(Ref::Old(x.min(y))),
                 (Some(x), None) | (None, Some(x)) => Some(Ref::Old(x)),
-                (None, None) => (0..plan.new.len())
-                    .find(|k| hash_of(Ref::New(*k), &plan, &edited) == Some(h.to_string()))
-                    .map(Ref::New),
+                (None, None) => new_by_hash
+                    .get(h)
+                    .and_then(|ks| ks.first())
+                    .map(|k| Ref::New(*k)),
             };
         }
         let r = match found {
@@ -256,16 +258,40 @@ fn plan_refresh(articles: &[(NewArticle, Vec<NewMatch>)], stored: &Stored) -> Pl
                 if by_identity && hash_of(r, &plan, &edited) != Some(a.content_hash.clone()) {
                     match r {
                         Ref::Old(id) => {
-                            edited.insert(id, i);
+                            if let Some(before) = edited.insert(id, i)
+                                && let Some(ids) =
+                                    edited_by_hash.get_mut(articles[before].0.content_hash.as_str())
+                            {
+                                ids.remove(&id);
+                            }
+                            edited_by_hash
+                                .entry(a.content_hash.as_str())
+                                .or_default()
+                                .insert(id);
                         }
-                        Ref::New(k) => plan.new[k].text = i,
+                        Ref::New(k) => {
+                            let before = articles[plan.new[k].text].0.content_hash.as_str();
+                            if let Some(ks) = new_by_hash.get_mut(before) {
+                                ks.remove(&k);
+                            }
+                            plan.new[k].text = i;
+                            new_by_hash
+                                .entry(a.content_hash.as_str())
+                                .or_default()
+                                .insert(k);
+                        }
                     }
                 }
                 r
             }
             None => {
                 plan.new.push(NewRow { first: i, text: i });
-                Ref::New(plan.new.len() - 1)
+                let k = plan.new.len() - 1;
+                new_by_hash
+                    .entry(a.content_hash.as_str())
+                    .or_default()
+                    .insert(k);
+                Ref::New(k)
             }
         };
         plan.refs.push(r);
