@@ -1,4 +1,4 @@
-//! Hostile servers (issue 9, first cases): one `fetch` against a healthy site and a set of bad
+//! Hostile servers (issue 9): one `fetch` against a healthy site and a set of bad
 //! sources. The healthy articles must be stored, each bad source's error recorded with its URL,
 //! the process must end normally within the configured timeouts, and its memory stay bounded.
 
@@ -19,6 +19,49 @@ fn gzip(data: &[u8]) -> Vec<u8> {
     let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
     enc.write_all(data).expect("gzip");
     enc.finish().expect("gzip")
+}
+
+fn brotli(data: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    {
+        let mut enc = brotli::CompressorWriter::new(&mut out, 1 << 16, 1, 22);
+        enc.write_all(data).expect("brotli");
+    }
+    out
+}
+
+/// A raw TCP server whose feed is a chunked body that never ends, sent as fast as it is read
+/// (robots.txt is a plain 404).
+async fn firehose() -> String {
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0))
+        .await
+        .expect("bind firehose");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut request = [0u8; 4096];
+                let Ok(n) = tokio::io::AsyncReadExt::read(&mut stream, &mut request).await else {
+                    return;
+                };
+                if !String::from_utf8_lossy(&request[..n]).starts_with("GET /feed") {
+                    let _ = stream
+                        .write_all(b"HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\nconnection: close\r\n\r\n")
+                        .await;
+                    return;
+                }
+                let head = b"HTTP/1.1 200 OK\r\ncontent-type: application/rss+xml\r\ntransfer-encoding: chunked\r\n\r\n";
+                if stream.write_all(head).await.is_err() {
+                    return;
+                }
+                let mut chunk = format!("{:x}\r\n", 1 << 16).into_bytes();
+                chunk.extend(b"<item>".iter().cycle().take(1 << 16));
+                chunk.extend(b"\r\n");
+                while stream.write_all(&chunk).await.is_ok() {}
+            });
+        }
+    });
+    format!("http://{addr}")
 }
 
 /// A raw TCP server that answers every connection by dribbling `bytes`, one byte a second, and
@@ -108,6 +151,11 @@ async fn bad_sources_fail_cleanly_while_the_healthy_one_is_stored() {
     routes.insert(
         "/bomb.xml".into(),
         Route::new("application/rss+xml", bomb).with_header("content-encoding", "gzip"),
+    );
+    routes.insert(
+        "/br-bomb.xml".into(),
+        Route::new("application/rss+xml", brotli(&vec![0u8; 64 << 20]))
+            .with_header("content-encoding", "br"),
     );
     routes.insert(
         "/big.xml".into(),
@@ -270,6 +318,7 @@ async fn bad_sources_fail_cleanly_while_the_healthy_one_is_stored() {
         "/long.xml".into(),
         Route::new("application/rss+xml", long_title()),
     );
+    let endless_body = firehose().await;
     let slow_body = dribbler(b"HTTP/1.1 200 OK\r\ncontent-type: application/rss+xml\r\ncontent-length: 1000000\r\n\r\n<rss>").await;
     let endless_headers =
         dribbler(b"HTTP/1.1 200 OK\r\nx-padding: aaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\n").await;
@@ -278,6 +327,7 @@ async fn bad_sources_fail_cleanly_while_the_healthy_one_is_stored() {
         let mut s = demo_sources(base);
         for (id, path) in [
             ("bomb", "/bomb.xml"),
+            ("br-bomb", "/br-bomb.xml"),
             ("big", "/big.xml"),
             ("loop", "/loop"),
             ("to-file", "/to-file"),
@@ -303,6 +353,7 @@ async fn bad_sources_fail_cleanly_while_the_healthy_one_is_stored() {
                 "[[source]]\nid = \"{id}\"\nkind = \"html\"\nurl = \"{base}{path}\"\n[source.listing]\nlinks = \"a\"\n"
             ));
         }
+        s.push_str(&feed(&endless_body, "endless-body", "/feed"));
         s.push_str(&feed(&slow_body, "slowloris", "/feed"));
         s.push_str(&feed(&endless_headers, "endless-headers", "/feed"));
         s.push_str(&feed(&no_content_type, "ct-none", "/feed"));
@@ -352,6 +403,8 @@ async fn bad_sources_fail_cleanly_while_the_healthy_one_is_stored() {
     );
     for (id, words) in [
         ("bomb", "/bomb.xml"),
+        ("br-bomb", "body larger than 15728640 bytes"),
+        ("endless-body", "body larger than 15728640 bytes"),
         ("big", "/big.xml"),
         ("loop", "/loop"),
         ("to-file", "unsupported URL scheme \"file\""),
