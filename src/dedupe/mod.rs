@@ -322,6 +322,16 @@ impl StoryIndex {
         });
     }
 
+    /// Renames stories among the `count` newest entries: `rename` gives an entry's story its
+    /// final id (the store places a batch under provisional ids, then learns the real ones from
+    /// the database).
+    pub fn rename_recent_stories(&mut self, count: usize, rename: impl Fn(u64) -> u64) {
+        let from = self.entries.len().saturating_sub(count);
+        for e in self.entries.range_mut(from..) {
+            e.story = rename(e.story);
+        }
+    }
+
     /// Drops articles seen before `before`. A band key whose newest entry is the one dropped
     /// leaves the map; chains through it end there by sequence number.
     pub fn evict_before(&mut self, before: i64) {

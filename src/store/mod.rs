@@ -14,6 +14,7 @@ mod watchlist_state;
 
 use std::path::Path;
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::postgres::{PgPool, PgPoolOptions};
@@ -87,6 +88,24 @@ pub enum StoreError {
         context: &'static str,
         message: String,
     },
+}
+
+impl Db {
+    /// This process's write gate for this database: held by whoever writes a refresh batch
+    /// (`Db::group_commit`). SQLite has one writer at a time; without the gate the pool's
+    /// connections race for its lock and the losers sleep in SQLite's busy handler (1, 2, 5 …
+    /// 100 ms) while the lock is free again long before. Other processes (a `fetch` beside the
+    /// daemon) still meet at SQLite's own lock.
+    pub(crate) fn gate(&self) -> Arc<tokio::sync::Mutex<()>> {
+        type Gates =
+            std::sync::Mutex<std::collections::HashMap<String, Arc<tokio::sync::Mutex<()>>>>;
+        static GATES: std::sync::OnceLock<Gates> = std::sync::OnceLock::new();
+        let mut gates = GATES
+            .get_or_init(Default::default)
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        gates.entry(self.identity()).or_default().clone()
+    }
 }
 
 /// Starts a transaction that will write after reading, safely under concurrency.

@@ -5,7 +5,7 @@ use std::collections::{HashMap, HashSet};
 use chrono::{DateTime, Utc};
 use sqlx::Row;
 
-use super::stories::{StoryCacheGuard, assign_story, prune_story_window, sync_story_cache};
+use super::stories::{StoryCacheGuard, assign_stories, prune_story_window, sync_story_cache};
 use super::{BeginWrite, Context, Db, StoreError, with_db};
 use crate::dedupe::StoryParams;
 use crate::matcher::Hit;
@@ -72,8 +72,25 @@ macro_rules! select_in {
 }
 
 /// Runs `$sql`, whose `{VALUES}` stands for rows of `$cols` placeholders, over `$rows` in chunks,
-/// binding each row with `|query, row| …`. Evaluates to the rows returned (`RETURNING`).
+/// binding each row with `|query, row| …`. Evaluates to the rows returned (`RETURNING`); with a
+/// trailing `for row { … }`, runs that on each row returned instead, chunk by chunk (a refresh
+/// of 100,000 items does not hold 100,000 returned rows at once).
 macro_rules! insert_rows {
+    ($exec:expr, $sql:expr, $context:expr, $cols:expr, $rows:expr, |$q:ident, $row:ident| $bind:expr, for $r:ident $handle:block) => {{
+        let rows = $rows;
+        let mut at = 0;
+        while at < rows.len() {
+            let take = insert_chunk(rows.len() - at);
+            // Only numbered placeholders are formatted in; the values are bound.
+            let sql = $sql.replace("{VALUES}", &values_placeholders(take, $cols));
+            let mut $q = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for $row in &rows[at..at + take] {
+                $q = $bind;
+            }
+            for $r in $q.fetch_all($exec).await.context($context)? $handle
+            at += take;
+        }
+    }};
     ($exec:expr, $sql:expr, $context:expr, $cols:expr, $rows:expr, |$q:ident, $row:ident| $bind:expr) => {{
         let rows = $rows;
         let mut returned = Vec::new();
@@ -113,6 +130,19 @@ impl<A, B, C> Columns<(A, B, C)>
 {
     fn all(self) -> Result<(A, B, C), sqlx::Error> {
         Ok((self.0?, self.1?, self.2?))
+    }
+}
+
+impl<A, B, C, D> Columns<(A, B, C, D)>
+    for (
+        Result<A, sqlx::Error>,
+        Result<B, sqlx::Error>,
+        Result<C, sqlx::Error>,
+        Result<D, sqlx::Error>,
+    )
+{
+    fn all(self) -> Result<(A, B, C, D), sqlx::Error> {
+        Ok((self.0?, self.1?, self.2?, self.3?))
     }
 }
 
@@ -193,7 +223,7 @@ struct Plan {
 /// same outcome as storing them one by one in order: by canonical URL, then GUID within its
 /// source, then the lowest id with the same text (articles stored earlier in the refresh and
 /// edits made earlier in it included).
-fn plan_refresh(articles: &[(NewArticle, Vec<NewMatch>)], stored: &Stored) -> Plan {
+fn plan_refresh(articles: &[&NewArticle], stored: &Stored) -> Plan {
     let mut plan = Plan {
         urls: stored
             .urls
@@ -218,13 +248,13 @@ fn plan_refresh(articles: &[(NewArticle, Vec<NewMatch>)], stored: &Stored) -> Pl
     let hash_of = |r: Ref, plan: &Plan, edited: &HashMap<i64, usize>| -> Option<String> {
         match r {
             Ref::Old(id) => match edited.get(&id) {
-                Some(i) => Some(articles[*i].0.content_hash.clone()),
+                Some(i) => Some(articles[*i].content_hash.clone()),
                 None => stored.hashes.get(&id).cloned(),
             },
-            Ref::New(k) => Some(articles[plan.new[k].text].0.content_hash.clone()),
+            Ref::New(k) => Some(articles[plan.new[k].text].content_hash.clone()),
         }
     };
-    for (i, (a, _)) in articles.iter().enumerate() {
+    for (i, a) in articles.iter().enumerate() {
         let mut found = plan.urls.get(a.url.as_str()).copied();
         if found.is_none()
             && let Some(guid) = &a.guid
@@ -260,7 +290,7 @@ fn plan_refresh(articles: &[(NewArticle, Vec<NewMatch>)], stored: &Stored) -> Pl
                         Ref::Old(id) => {
                             if let Some(before) = edited.insert(id, i)
                                 && let Some(ids) =
-                                    edited_by_hash.get_mut(articles[before].0.content_hash.as_str())
+                                    edited_by_hash.get_mut(articles[before].content_hash.as_str())
                             {
                                 ids.remove(&id);
                             }
@@ -270,7 +300,7 @@ fn plan_refresh(articles: &[(NewArticle, Vec<NewMatch>)], stored: &Stored) -> Pl
                                 .insert(id);
                         }
                         Ref::New(k) => {
-                            let before = articles[plan.new[k].text].0.content_hash.as_str();
+                            let before = articles[plan.new[k].text].content_hash.as_str();
                             if let Some(ks) = new_by_hash.get_mut(before) {
                                 ks.remove(&k);
                             }
@@ -399,6 +429,187 @@ pub struct FetchLog {
     pub outcome: String,
     pub new_articles: i64,
     pub error: Option<String>,
+}
+
+/// A refresh's write with what can be worked out before its transaction: nothing that cannot
+/// fail on the database is done inside it, and the CPU work (signatures) is done by the
+/// refreshes in parallel rather than by the (on SQLite, single) writer.
+struct PreparedWrite {
+    write: RefreshWrite,
+    keys: Vec<i64>,
+    lookup_urls: Vec<String>,
+    hashes: Vec<String>,
+    /// (source, GUID) of its articles.
+    guids: Vec<(String, String)>,
+    /// Per article, its matches' hits as JSON.
+    hits: Vec<Vec<String>>,
+    /// Per article, its story signature; empty for a write of more than
+    /// [`PRECOMPUTED_SIGNATURES`] articles, whose new ones get theirs as they are placed.
+    signatures: Vec<crate::dedupe::Signature>,
+}
+
+impl PreparedWrite {
+    fn new(write: RefreshWrite) -> Result<PreparedWrite, StoreError> {
+        let keys = dedupe_lock_keys(&write);
+        let mut lookup_urls: Vec<String> =
+            write.articles.iter().map(|(a, _)| a.url.clone()).collect();
+        lookup_urls.extend(
+            write
+                .seen_urls
+                .iter()
+                .map(|(canonical, _)| canonical.clone()),
+        );
+        let lookup_urls = distinct(&lookup_urls);
+        let hashes = distinct(
+            &write
+                .articles
+                .iter()
+                .map(|(a, _)| a.content_hash.clone())
+                .collect::<Vec<_>>(),
+        );
+        let guids = distinct(
+            &write
+                .articles
+                .iter()
+                .filter_map(|(a, _)| Some((a.source.clone(), a.guid.clone()?)))
+                .collect::<Vec<_>>(),
+        );
+        let mut hits: Vec<Vec<String>> = Vec::with_capacity(write.articles.len());
+        for (_, matches) in &write.articles {
+            hits.push(
+                matches
+                    .iter()
+                    .map(|m| serde_json::to_string(&m.hits))
+                    .collect::<Result<_, _>>()
+                    .map_err(|e| StoreError::Corrupt {
+                        context: "encoding hits",
+                        message: e.to_string(),
+                    })?,
+            );
+        }
+        let signatures = if write.articles.len() <= PRECOMPUTED_SIGNATURES {
+            write
+                .articles
+                .iter()
+                .map(|(a, _)| crate::dedupe::signature(&a.title, &a.body))
+                .collect()
+        } else {
+            Vec::new()
+        };
+        Ok(PreparedWrite {
+            write,
+            keys,
+            lookup_urls,
+            hashes,
+            guids,
+            hits,
+            signatures,
+        })
+    }
+}
+
+/// Signatures (1 KiB each) worked out before the transaction for a write of at most this many
+/// articles: a feed's usual size, not a hostile 100,000-item one.
+const PRECOMPUTED_SIGNATURES: usize = 1_000;
+
+/// A source's state after a refresh, as bound: (id, time, error, next run, failed, keep
+/// validators, etag, last-modified).
+type SourceStateRow<'a> = (
+    &'a str,
+    DateTime<Utc>,
+    Option<&'a str>,
+    Option<DateTime<Utc>>,
+    bool,
+    bool,
+    Option<&'a str>,
+    Option<&'a str>,
+);
+
+/// Writes one group commit takes at most.
+const GROUP_MAX_WRITES: usize = 64;
+/// Articles one group commit takes at most (a single larger write is taken alone).
+const GROUP_MAX_ARTICLES: usize = 4_096;
+
+/// A write waiting for a group commit.
+struct Queued {
+    ticket: u64,
+    write: PreparedWrite,
+    stories: StoryParams,
+    done: tokio::sync::oneshot::Sender<Result<StoreOutcome, StoreError>>,
+}
+
+#[derive(Default)]
+struct Queue {
+    next_ticket: u64,
+    waiting: Vec<Queued>,
+}
+
+impl Queue {
+    /// The oldest writes, within the group limits, with the same story parameters and each
+    /// source at most once.
+    fn take_batch(&mut self) -> Vec<Queued> {
+        let Some(first) = self.waiting.first() else {
+            return Vec::new();
+        };
+        let stories = first.stories;
+        let mut articles = 0;
+        let mut take = 0;
+        let mut sources = HashSet::new();
+        for q in &self.waiting {
+            let n = q.write.write.articles.len();
+            let source = q.write.write.source.as_str();
+            if take > 0
+                && (take == GROUP_MAX_WRITES
+                    || articles + n > GROUP_MAX_ARTICLES
+                    || q.stories != stories
+                    || sources.contains(source))
+            {
+                break;
+            }
+            sources.insert(source);
+            articles += n;
+            take += 1;
+        }
+        self.waiting.drain(..take).collect()
+    }
+}
+
+/// One database's group commit state in this process: the queue and the write gate
+/// ([`Db::gate`]).
+struct Group {
+    queue: std::sync::Mutex<Queue>,
+    gate: std::sync::Arc<tokio::sync::Mutex<()>>,
+}
+
+fn group_of(db: &Db) -> std::sync::Arc<Group> {
+    type Groups = std::sync::Mutex<HashMap<String, std::sync::Arc<Group>>>;
+    static GROUPS: std::sync::OnceLock<Groups> = std::sync::OnceLock::new();
+    let mut groups = GROUPS
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
+    groups
+        .entry(db.identity())
+        .or_insert_with(|| {
+            std::sync::Arc::new(Group {
+                queue: Default::default(),
+                gate: db.gate(),
+            })
+        })
+        .clone()
+}
+
+/// Takes a queued write back out if its refresh is dropped before a batch took it.
+struct Withdraw {
+    group: std::sync::Arc<Group>,
+    ticket: u64,
+}
+
+impl Drop for Withdraw {
+    fn drop(&mut self) {
+        let mut queue = self.group.queue.lock().unwrap_or_else(|e| e.into_inner());
+        queue.waiting.retain(|q| q.ticket != self.ticket);
+    }
 }
 
 impl Db {
@@ -591,58 +802,176 @@ impl Db {
     /// memory (exactly as if they were stored one by one, see [`plan_refresh`]), and written with
     /// multi-row statements; stories are assigned last, so that the lock serialising story
     /// assignment across daemons (PostgreSQL) is held only for that part.
+    ///
+    /// On SQLite, refreshes finishing at the same time are committed together (see
+    /// [`Db::group_commit`]); each still gets its own outcome, and one that fails fails alone.
     pub async fn commit_refresh_with(
         &self,
         write: RefreshWrite,
         stories: &StoryParams,
     ) -> Result<StoreOutcome, StoreError> {
-        let mut outcome = StoreOutcome::default();
-        let fetched = write.finished;
-        let keys = dedupe_lock_keys(&write);
-        let mut lookup_urls: Vec<String> =
-            write.articles.iter().map(|(a, _)| a.url.clone()).collect();
-        lookup_urls.extend(
-            write
-                .seen_urls
-                .iter()
-                .map(|(canonical, _)| canonical.clone()),
-        );
-        let lookup_urls = distinct(&lookup_urls);
-        let hashes = distinct(
-            &write
-                .articles
-                .iter()
-                .map(|(a, _)| a.content_hash.clone())
-                .collect::<Vec<_>>(),
-        );
-        let mut guids_by_source: HashMap<&str, Vec<String>> = HashMap::new();
-        for (a, _) in &write.articles {
-            if let Some(guid) = &a.guid {
-                guids_by_source
-                    .entry(a.source.as_str())
-                    .or_default()
-                    .push(guid.clone());
+        let prepared = PreparedWrite::new(write)?;
+        match self {
+            Db::Sqlite(_) => self.group_commit(prepared, *stories).await,
+            Db::Pg(_) => {
+                let mut outcomes = self
+                    .commit_batch(std::slice::from_ref(&prepared), stories)
+                    .await?;
+                outcomes.pop().ok_or(StoreError::Corrupt {
+                    context: "committing a refresh",
+                    message: "no outcome".to_string(),
+                })
             }
         }
-        // Encoded before the transaction: nothing that cannot fail on the database is done inside.
-        let mut hits: Vec<Vec<String>> = Vec::with_capacity(write.articles.len());
-        for (_, matches) in &write.articles {
-            hits.push(
-                matches
-                    .iter()
-                    .map(|m| serde_json::to_string(&m.hits))
-                    .collect::<Result<_, _>>()
-                    .map_err(|e| StoreError::Corrupt {
-                        context: "encoding hits",
-                        message: e.to_string(),
-                    })?,
-            );
+    }
+
+    /// Group commit (SQLite, which has one writer at a time): the write joins this process's
+    /// queue for the database; whoever holds the write gate takes the queue (up to
+    /// [`GROUP_MAX_WRITES`] writes, [`GROUP_MAX_ARTICLES`] articles) and commits it in one
+    /// transaction, on a task of its own so that the batch finishes even if the caller is
+    /// cancelled. A refresh that waits for the gate usually finds its write already committed
+    /// by the batch before. Per-refresh transactions spent most of their time on BEGIN/COMMIT,
+    /// rewriting the same index pages into the WAL, and thread hand-offs.
+    ///
+    /// If a batch fails, each of its writes is retried alone, so a bad write (or a bug it
+    /// triggers) fails only its own refresh. A write whose caller was cancelled before a batch
+    /// took it is withdrawn, as if the refresh had not finished.
+    async fn group_commit(
+        &self,
+        write: PreparedWrite,
+        stories: StoryParams,
+    ) -> Result<StoreOutcome, StoreError> {
+        let group = group_of(self);
+        let (sender, mut receiver) = tokio::sync::oneshot::channel();
+        let ticket = {
+            let mut queue = group.queue.lock().unwrap_or_else(|e| e.into_inner());
+            queue.next_ticket += 1;
+            let ticket = queue.next_ticket;
+            queue.waiting.push(Queued {
+                ticket,
+                write,
+                stories,
+                done: sender,
+            });
+            ticket
+        };
+        // Withdraws the write if this future is dropped before a batch took it.
+        let _withdraw = Withdraw {
+            group: group.clone(),
+            ticket,
+        };
+        let lost = || StoreError::Corrupt {
+            context: "committing a refresh",
+            message: "the batch writing it ended without an outcome".to_string(),
+        };
+        loop {
+            match receiver.try_recv() {
+                Ok(outcome) => return outcome,
+                Err(tokio::sync::oneshot::error::TryRecvError::Closed) => return Err(lost()),
+                Err(tokio::sync::oneshot::error::TryRecvError::Empty) => {}
+            }
+            let gate = group.gate.clone().lock_owned().await;
+            let batch = {
+                let mut queue = group.queue.lock().unwrap_or_else(|e| e.into_inner());
+                queue.take_batch()
+            };
+            if batch.is_empty() {
+                // Taken by a batch that has finished (it held the gate): the outcome is sent.
+                drop(gate);
+                return receiver.await.unwrap_or_else(|_| Err(lost()));
+            }
+            let db = self.clone();
+            let task = tokio::spawn(async move {
+                db.run_batch(batch).await;
+                drop(gate);
+            });
+            // A panic in the batch drops the senders: reported as `lost` above.
+            let _ = task.await;
         }
+    }
+
+    /// Commits `batch` in one transaction and sends each write its outcome; on failure, commits
+    /// each write alone.
+    async fn run_batch(&self, batch: Vec<Queued>) {
+        let stories = batch[0].stories;
+        let (writes, senders): (Vec<PreparedWrite>, Vec<_>) =
+            batch.into_iter().map(|q| (q.write, q.done)).unzip();
+        match self.commit_batch(&writes, &stories).await {
+            Ok(outcomes) => {
+                for (sender, outcome) in senders.into_iter().zip(outcomes) {
+                    let _ = sender.send(Ok(outcome));
+                }
+            }
+            Err(e) if writes.len() == 1 => {
+                if let Some(sender) = senders.into_iter().next() {
+                    let _ = sender.send(Err(e));
+                }
+            }
+            Err(e) => {
+                tracing::debug!(error = %e, writes = writes.len(), "a group commit failed; committing its refreshes one by one");
+                for (write, sender) in writes.iter().zip(senders) {
+                    let outcome = self
+                        .commit_batch(std::slice::from_ref(write), &stories)
+                        .await
+                        .and_then(|mut o| {
+                            o.pop().ok_or(StoreError::Corrupt {
+                                context: "committing a refresh",
+                                message: "no outcome".to_string(),
+                            })
+                        });
+                    let _ = sender.send(outcome);
+                }
+            }
+        }
+    }
+
+    /// Writes refreshes in one transaction, in order, exactly as if each were committed alone
+    /// after the one before; one outcome per write.
+    async fn commit_batch(
+        &self,
+        writes: &[PreparedWrite],
+        stories: &StoryParams,
+    ) -> Result<Vec<StoreOutcome>, StoreError> {
+        let Some(last_fetched) = writes.iter().map(|p| p.write.finished).max() else {
+            return Ok(Vec::new());
+        };
+        // The batch's articles in order, and for each the write it came from and its place there.
+        let mut articles: Vec<&NewArticle> = Vec::new();
+        let mut origin: Vec<(usize, usize)> = Vec::new();
+        for (w, p) in writes.iter().enumerate() {
+            for (k, (a, _)) in p.write.articles.iter().enumerate() {
+                articles.push(a);
+                origin.push((w, k));
+            }
+        }
+        let fetched_of = |i: usize| writes[origin[i].0].write.finished;
+        // The batch's keys and lookups: a lone write's own (no copy of a huge refresh's).
+        fn union<'a, T: Clone + Ord>(
+            writes: &'a [PreparedWrite],
+            of: impl Fn(&'a PreparedWrite) -> &'a Vec<T>,
+        ) -> std::borrow::Cow<'a, [T]> {
+            match writes {
+                [one] => std::borrow::Cow::Borrowed(of(one)),
+                _ => std::borrow::Cow::Owned(distinct(
+                    &writes
+                        .iter()
+                        .flat_map(|p| of(p).iter().cloned())
+                        .collect::<Vec<_>>(),
+                )),
+            }
+        }
+        let keys = union(writes, |p| &p.keys);
+        let lookup_urls = union(writes, |p| &p.lookup_urls);
+        let hashes = union(writes, |p| &p.hashes);
+        let guids = union(writes, |p| &p.guids);
+        let mut outcomes: Vec<StoreOutcome> =
+            writes.iter().map(|_| StoreOutcome::default()).collect();
+        // On SQLite the caller holds this process's write gate (`group_commit`).
         with_db!(self, pool => {
             let mut tx = pool.begin_write().await.context("starting a transaction")?;
             pool.lock_keys(&mut tx, &keys).await.context("locking the articles being stored")?;
 
-            // What the database knows of these URLs, GUIDs and texts: three lookups in all.
+            // What the database knows of these URLs, GUIDs and texts: three lookups (per chunk).
             let mut stored = Stored::default();
             for r in select_in!(&mut *tx,
                 "SELECT u.url, u.article, a.content_hash FROM article_urls u \
@@ -657,20 +986,21 @@ impl Db {
                 *e = (*e).min(id);
                 stored.hashes.insert(id, hash);
             }
-            for (source, guids) in &guids_by_source {
-                let guids = distinct(guids);
-                for r in select_in!(&mut *tx,
-                    "SELECT g.guid, g.article, a.content_hash FROM article_guids g \
-                     JOIN articles a ON a.id = g.article WHERE g.source = $1 AND g.guid IN (?)",
-                    "deduplicating by GUID", [*source], &guids)
-                {
-                    let (guid, id, hash): (String, i64, String) =
-                        (r.try_get("guid"), r.try_get("article"), r.try_get("content_hash"))
-                            .all()
-                            .context("decoding article id")?;
-                    stored.guids.insert((source.to_string(), guid), id);
-                    stored.hashes.insert(id, hash);
-                }
+            // A join with the list rather than `(source, guid) IN (…)`, which SQLite answers
+            // with a scan of the whole table.
+            for r in insert_rows!(&mut *tx,
+                "SELECT g.source, g.guid, g.article, a.content_hash FROM (VALUES {VALUES}) AS v \
+                 JOIN article_guids g ON g.source = v.column1 AND g.guid = v.column2 \
+                 JOIN articles a ON a.id = g.article",
+                "deduplicating by GUID", 2, &guids,
+                |q, g| q.bind(&g.0).bind(&g.1))
+            {
+                let (source, guid, id, hash): (String, String, i64, String) =
+                    (r.try_get("source"), r.try_get("guid"), r.try_get("article"), r.try_get("content_hash"))
+                        .all()
+                        .context("decoding article id")?;
+                stored.guids.insert((source, guid), id);
+                stored.hashes.insert(id, hash);
             }
             for r in select_in!(&mut *tx,
                 "SELECT id, content_hash FROM articles WHERE content_hash IN (?)",
@@ -686,12 +1016,12 @@ impl Db {
                 ids.sort_unstable();
             }
 
-            let plan = plan_refresh(&write.articles, &stored);
-            outcome.known = plan.known;
+            // The whole batch as if stored one refresh after the other.
+            let plan = plan_refresh(&articles, &stored);
 
             // Edited articles found by URL or GUID take the new text.
             for (id, text) in &plan.edits {
-                let article = &write.articles[*text].0;
+                let article = articles[*text];
                 sqlx::query("UPDATE articles SET title = $2, body = $3, content_hash = $4 WHERE id = $1")
                     .bind(*id)
                     .bind(&article.title)
@@ -707,24 +1037,24 @@ impl Db {
             let mut new_ids: Vec<i64> = Vec::with_capacity(plan.new.len());
             if !plan.new.is_empty() {
                 let mut by_url: HashMap<String, i64> = HashMap::new();
-                for r in insert_rows!(&mut *tx,
+                insert_rows!(&mut *tx,
                     "INSERT INTO articles (source, url, title, body, published, fetched, language, author, content_hash) \
                      VALUES {VALUES} RETURNING id, url",
                     "storing an article", 9, &plan.new,
                     |q, n| {
-                        let (first, text) = (&write.articles[n.first].0, &write.articles[n.text].0);
+                        let (first, text) = (articles[n.first], articles[n.text]);
                         q.bind(&first.source).bind(&first.url).bind(&text.title).bind(&text.body)
-                            .bind(first.published).bind(fetched).bind(&first.language)
+                            .bind(first.published).bind(fetched_of(n.first)).bind(&first.language)
                             .bind(&first.author).bind(&text.content_hash)
-                    })
-                {
-                    let (id, url): (i64, String) = (r.try_get("id"), r.try_get("url"))
-                        .all()
-                        .context("decoding article id")?;
-                    by_url.insert(url, id);
-                }
+                    },
+                    for r {
+                        let (id, url): (i64, String) = (r.try_get("id"), r.try_get("url"))
+                            .all()
+                            .context("decoding article id")?;
+                        by_url.insert(url, id);
+                    });
                 for n in &plan.new {
-                    let url = &write.articles[n.first].0.url;
+                    let url = &articles[n.first].url;
                     new_ids.push(*by_url.get(url).ok_or_else(|| StoreError::Corrupt {
                         context: "storing articles",
                         message: format!("no id returned for {url}"),
@@ -735,120 +1065,134 @@ impl Db {
                 Ref::Old(id) => id,
                 Ref::New(k) => new_ids[k],
             };
+            for (n, id) in plan.new.iter().zip(&new_ids) {
+                outcomes[origin[n.first].0].new.push(*id);
+            }
+            for (i, r) in plan.refs.iter().enumerate() {
+                let created_here = matches!(r, Ref::New(k) if plan.new[*k].first == i);
+                if !created_here {
+                    outcomes[origin[i].0].known += 1;
+                }
+            }
 
             // The time of this write, not of the fetch: digest periods select matches by this
             // time, and a full-text refresh can take long enough that a period ending meanwhile
             // would otherwise never see them.
             let matched = Utc::now();
-            let match_rows: Vec<(i64, &str, &str)> = plan
-                .new
-                .iter()
-                .enumerate()
-                .flat_map(|(k, n)| {
-                    write.articles[n.first].1.iter().zip(&hits[n.first])
-                        .map(move |(m, h)| (k, m.watchlist.as_str(), h.as_str()))
-                })
-                .map(|(k, w, h)| (new_ids[k], w, h))
-                .collect();
+            let mut match_rows: Vec<(i64, &str, &str)> = Vec::new();
+            for (n, id) in plan.new.iter().zip(&new_ids) {
+                let (w, k) = origin[n.first];
+                let found = &writes[w].write.articles[k].1;
+                for (m, hits) in found.iter().zip(&writes[w].hits[k]) {
+                    match_rows.push((*id, m.watchlist.as_str(), hits.as_str()));
+                }
+                outcomes[w].matches += found.len();
+            }
             insert_rows!(&mut *tx,
                 "INSERT INTO matches (article, watchlist, hits, matched) VALUES {VALUES} \
                  ON CONFLICT (article, watchlist) DO NOTHING",
                 "storing a match", 4, &match_rows,
                 |q, m| q.bind(m.0).bind(m.1).bind(m.2).bind(matched));
-            outcome.matches = match_rows.len();
 
             // Every URL each article was reached at, its GUID, and the new forms of links to
             // articles already stored.
-            let mut url_rows: Vec<(&str, i64, &str, &str)> = write
-                .articles
+            let mut url_rows: Vec<(&str, i64, &str, &str, DateTime<Utc>)> = articles
                 .iter()
                 .zip(&plan.refs)
-                .map(|((a, _), r)| (a.url.as_str(), id_of(*r), a.source.as_str(), a.raw_url.as_str()))
+                .enumerate()
+                .map(|(i, (a, r))| (a.url.as_str(), id_of(*r), a.source.as_str(), a.raw_url.as_str(), fetched_of(i)))
                 .collect();
-            url_rows.extend(write.seen_urls.iter().filter_map(|(canonical, raw)| {
-                let r = plan.urls.get(canonical)?;
-                Some((canonical.as_str(), id_of(*r), write.source.as_str(), raw.as_str()))
-            }));
+            for p in writes {
+                url_rows.extend(p.write.seen_urls.iter().filter_map(|(canonical, raw)| {
+                    let r = plan.urls.get(canonical)?;
+                    Some((canonical.as_str(), id_of(*r), p.write.source.as_str(), raw.as_str(), p.write.finished))
+                }));
+            }
             insert_rows!(&mut *tx,
                 "INSERT INTO article_urls (url, article, source, raw_url, first_seen) VALUES {VALUES} \
                  ON CONFLICT (raw_url) DO NOTHING",
                 "recording an article URL", 5, &url_rows,
-                |q, u| q.bind(u.0).bind(u.1).bind(u.2).bind(u.3).bind(fetched));
-            let guid_rows: Vec<(&str, &str, i64)> = write
-                .articles
+                |q, u| q.bind(u.0).bind(u.1).bind(u.2).bind(u.3).bind(u.4));
+            let guid_rows: Vec<(&str, &str, i64)> = articles
                 .iter()
                 .zip(&plan.refs)
-                .filter_map(|((a, _), r)| Some((a.source.as_str(), a.guid.as_deref()?, id_of(*r))))
+                .filter_map(|(a, r)| Some((a.source.as_str(), a.guid.as_deref()?, id_of(*r))))
                 .collect();
             insert_rows!(&mut *tx,
                 "INSERT INTO article_guids (source, guid, article) VALUES {VALUES} \
                  ON CONFLICT (source, guid) DO NOTHING",
                 "recording a GUID", 3, &guid_rows,
                 |q, g| q.bind(g.0).bind(g.1).bind(g.2));
-            outcome.new = new_ids.clone();
 
-            sqlx::query(
+            // The fetch log and each source's state, one row per refresh.
+            let logged: Vec<(&RefreshWrite, i64)> = writes
+                .iter()
+                .zip(&outcomes)
+                .map(|(p, o)| (&p.write, o.new.len() as i64))
+                .collect();
+            insert_rows!(&mut *tx,
                 "INSERT INTO fetches (source, started, finished, outcome, http_status, items, new_articles, error) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-            )
-            .bind(&write.source)
-            .bind(write.started)
-            .bind(write.finished)
-            .bind(write.outcome)
-            .bind(write.http_status.map(i64::from))
-            .bind(write.items as i64)
-            .bind(outcome.new.len() as i64)
-            .bind(&write.error)
-            .execute(&mut *tx)
-            .await
-            .context("logging a fetch")?;
-
-            let failed = write.outcome == "error";
-            let (keep_validators, etag, last_modified) = match &write.validators {
-                Some((etag, last_modified)) => (false, etag.as_deref(), last_modified.as_deref()),
-                None => (true, None, None),
-            };
-            sqlx::query(
-                "UPDATE sources SET last_attempt = $2, \
-                 last_success = CASE WHEN $5 THEN last_success ELSE $2 END, last_error = $3, \
-                 consecutive_failures = CASE WHEN $5 THEN consecutive_failures + 1 ELSE 0 END, next_run = $4, \
-                 etag = CASE WHEN $6 THEN etag ELSE $7 END, \
-                 last_modified = CASE WHEN $6 THEN last_modified ELSE $8 END WHERE id = $1",
-            )
-            .bind(&write.source)
-            .bind(write.finished)
-            .bind(&write.error)
-            .bind(write.next_run)
-            .bind(failed)
-            .bind(keep_validators)
-            .bind(etag)
-            .bind(last_modified)
-            .execute(&mut *tx)
-            .await
-            .context(if failed { "recording a source error" } else { "recording a source success" })?;
+                 VALUES {VALUES}",
+                "logging a fetch", 8, &logged,
+                |q, l| q.bind(&l.0.source).bind(l.0.started).bind(l.0.finished).bind(l.0.outcome)
+                    .bind(l.0.http_status.map(i64::from)).bind(l.0.items as i64).bind(l.1).bind(&l.0.error));
+            // Per refresh: (id, time, error, next run, failed, keep validators, etag,
+            // last-modified). A batch holds each source at most once (`Queue::take_batch`).
+            let states: Vec<SourceStateRow<'_>> =
+                writes
+                    .iter()
+                    .map(|p| {
+                        let w = &p.write;
+                        let (keep, etag, last_modified) = match &w.validators {
+                            Some((etag, last_modified)) => (false, etag.as_deref(), last_modified.as_deref()),
+                            None => (true, None, None),
+                        };
+                        (w.source.as_str(), w.finished, w.error.as_deref(), w.next_run,
+                         w.outcome == "error", keep, etag, last_modified)
+                    })
+                    .collect();
+            insert_rows!(&mut *tx,
+                "UPDATE sources SET last_attempt = v.column2, \
+                 last_success = CASE WHEN v.column5 THEN sources.last_success ELSE v.column2 END, \
+                 last_error = v.column3, \
+                 consecutive_failures = CASE WHEN v.column5 THEN sources.consecutive_failures + 1 ELSE 0 END, \
+                 next_run = v.column4, \
+                 etag = CASE WHEN v.column6 THEN sources.etag ELSE v.column7 END, \
+                 last_modified = CASE WHEN v.column6 THEN sources.last_modified ELSE v.column8 END \
+                 FROM (VALUES {VALUES}) AS v WHERE sources.id = v.column1",
+                "recording a source's state", 8, &states,
+                |q, s| q.bind(s.0).bind(s.1).bind(s.2).bind(s.3).bind(s.4).bind(s.5).bind(s.6).bind(s.7));
 
             // Stories last: near-duplicates stored at the same time by several daemons must see
             // each other, so this part is serialised (PostgreSQL) and kept short.
             pool.lock_stories(&mut tx).await.context("waiting for story assignment")?;
             // This process's copy of the story window, brought up to date with what other
-            // writers committed; taken after the lock, confirmed after the commit.
+            // writers committed; taken after the story lock, confirmed after the commit.
             let mut story_cache = None;
             if !plan.new.is_empty() {
                 let mut cache = StoryCacheGuard::acquire(self, stories).await;
-                sync_story_cache!(tx, cache, fetched, stories);
-                for (n, id) in plan.new.iter().zip(&new_ids) {
-                    let article = &write.articles[n.first].0;
-                    assign_story!(tx, cache, *id, article, fetched, stories);
-                }
+                sync_story_cache!(tx, cache, last_fetched, stories);
+                let placing = plan.new.iter().zip(&new_ids).map(|(n, id)| {
+                    let (w, k) = origin[n.first];
+                    let signature = match writes[w].signatures.get(k) {
+                        Some(signature) => std::borrow::Cow::Borrowed(signature),
+                        None => {
+                            let (a, _) = &writes[w].write.articles[k];
+                            std::borrow::Cow::Owned(crate::dedupe::signature(&a.title, &a.body))
+                        }
+                    };
+                    (*id, signature, writes[w].write.finished)
+                });
+                assign_stories!(tx, cache, placing, plan.new.len(), stories);
                 story_cache = Some(cache);
             }
-            prune_story_window!(tx, fetched, stories);
+            prune_story_window!(tx, last_fetched, stories);
             tx.commit().await.context("committing a refresh")?;
             if let Some(cache) = story_cache {
                 cache.confirm();
             }
         });
-        Ok(outcome)
+        Ok(outcomes)
     }
 
     /// All URLs each of these articles was seen at, canonical first-seen order.
@@ -1051,7 +1395,10 @@ mod tests {
             article("u3", Some("g3"), "c"),
             article("u4", None, "d"),
         ];
-        let plan = plan_refresh(&articles, &Stored::default());
+        let plan = plan_refresh(
+            &articles.iter().map(|(a, _)| a).collect::<Vec<_>>(),
+            &Stored::default(),
+        );
         assert_eq!(
             plan.refs,
             [
@@ -1085,7 +1432,7 @@ mod tests {
             article("new2", None, "y"),
             article("new3", None, "z"),
         ];
-        let plan = plan_refresh(&articles, &db);
+        let plan = plan_refresh(&articles.iter().map(|(a, _)| a).collect::<Vec<_>>(), &db);
         assert_eq!(
             plan.refs,
             [Ref::Old(7), Ref::Old(7), Ref::Old(3), Ref::New(0)]
@@ -1104,7 +1451,7 @@ mod tests {
             article("c", None, "old"),
             article("d", None, "new"),
         ];
-        let plan = plan_refresh(&articles, &db);
+        let plan = plan_refresh(&articles.iter().map(|(a, _)| a).collect::<Vec<_>>(), &db);
         assert_eq!(plan.refs, [Ref::Old(4), Ref::Old(6), Ref::Old(4)]);
         assert_eq!(plan.edits, [(4, 0)]);
         assert!(plan.new.is_empty());

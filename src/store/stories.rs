@@ -129,6 +129,16 @@ impl StoryCacheGuard {
         self.last_seq = self.last_seq.max(seq);
     }
 
+    /// Gives the stories of the `count` articles pushed last their final ids (see
+    /// `assign_stories!`: provisional ids are negative).
+    pub(crate) fn rename_recent(&mut self, count: usize, rename: impl Fn(i64) -> i64) {
+        if let Some(cache) = self.slot.as_mut() {
+            cache
+                .index
+                .rename_recent_stories(count, |story| rename(story as i64) as u64);
+        }
+    }
+
     /// Records that the database's sequence has reached `seq` (nothing unread before it).
     pub(crate) fn caught_up(&mut self, seq: i64) {
         self.last_seq = self.last_seq.max(seq);
@@ -168,8 +178,8 @@ impl Drop for StoryCacheGuard {
 }
 
 impl Db {
-    /// Which database this is, for the per-database story cache.
-    fn identity(&self) -> String {
+    /// Which database this is, for the per-database story cache and write gate.
+    pub(super) fn identity(&self) -> String {
         match self {
             Db::Sqlite(pool) => {
                 format!("sqlite:{}", pool.connect_options().get_filename().display())
@@ -189,7 +199,7 @@ impl Db {
 
 /// Brings the story cache `$cache` (a [`StoryCacheGuard`]) up to date inside `$tx`: the whole
 /// window on first use (or after a failed transaction), else the signatures other writers
-/// committed since. Run it after taking the story lock, before `assign_story!`.
+/// committed since. Run it after taking the story lock, before `assign_stories!`.
 macro_rules! sync_story_cache {
     ($tx:expr, $cache:expr, $fetched:expr, $params:expr) => {{
         let last: i64 = sqlx::query("SELECT last FROM story_seq WHERE id = 1")
@@ -249,56 +259,108 @@ macro_rules! sync_story_cache {
 }
 pub(crate) use sync_story_cache;
 
-/// Places the just-inserted article `$id` (`$article`: a `NewArticle`) in a story, in `$tx`,
-/// with the story cache `$cache` synchronised by `sync_story_cache!`. A macro rather than a
-/// function so it expands once per backend inside `with_db!`.
-macro_rules! assign_story {
-    ($tx:expr, $cache:expr, $id:expr, $article:expr, $fetched:expr, $params:expr) => {{
+/// Places the just-inserted articles in stories, in `$tx`, with the story cache `$cache`
+/// synchronised by `sync_story_cache!`. `$new` yields `(id, signature, fetched)` for each, in
+/// insertion order (`$count` of them; a signature may be computed as it is asked for, so a
+/// refresh of 100,000 items never holds them all twice). Each article is placed in memory
+/// first, exactly as one by one (a copy joins a story an earlier article of the same batch
+/// started); stories started by the batch carry provisional negative ids until one multi-row
+/// insert returns the real ones. The batch is written with a few multi-row statements rather
+/// than four per article. A macro rather than a function so it expands once per backend inside
+/// `with_db!`.
+macro_rules! assign_stories {
+    ($tx:expr, $cache:expr, $new:expr, $count:expr, $params:expr) => {{
         let assigning = std::time::Instant::now();
-        let sig = $crate::dedupe::signature(&$article.title, &$article.body);
-        let (story, reason, via, similarity): (i64, &str, Option<i64>, Option<f64>) =
-            match $cache.nearest(&sig, $fetched) {
-                Some((via, story, similarity)) => (story, "similar", Some(via), Some(similarity)),
-                None => {
-                    let story: i64 = sqlx::query("INSERT INTO stories (first_article, created) VALUES ($1, $2) RETURNING id")
-                        .bind($id)
-                        .bind($fetched)
-                        .fetch_one(&mut *$tx)
-                        .await
-                        .context("starting a story")?
-                        .try_get("id")
-                        .context("decoding a story id")?;
-                    (story, "new", None, None)
-                }
-            };
-        sqlx::query("UPDATE articles SET story = $2, story_reason = $3, story_via = $4, story_similarity = $5 WHERE id = $1")
-            .bind($id)
-            .bind(story)
-            .bind(reason)
-            .bind(via)
-            .bind(similarity)
-            .execute(&mut *$tx)
-            .await
-            .context("recording an article's story")?;
-        let seq: i64 = sqlx::query("UPDATE story_seq SET last = last + 1 WHERE id = 1 RETURNING last")
+        let count: usize = $count;
+        // One sequence range for the batch: numbers last - count + 1 ..= last, in order.
+        let last: i64 = sqlx::query("UPDATE story_seq SET last = last + $1 WHERE id = 1 RETURNING last")
+            .bind(count as i64)
             .fetch_one(&mut *$tx)
             .await
-            .context("numbering a signature")?
+            .context("numbering signatures")?
             .try_get("last")
             .context("decoding the story sequence")?;
-        sqlx::query("INSERT INTO article_signatures (article, signature, fetched, seq) VALUES ($1, $2, $3, $4)")
-            .bind($id)
-            .bind(sig.to_bytes())
-            .bind($fetched)
-            .bind(seq)
-            .execute(&mut *$tx)
-            .await
-            .context("recording a signature")?;
-        $cache.push(seq, $id, $fetched, story, sig);
+        let first_seq = last - count as i64 + 1;
+        // (id, story or provisional -(k + 1), via, similarity) per article; `starts[k]` is the
+        // article (and its fetch time) that started provisional story k.
+        let mut placed: Vec<(i64, i64, Option<i64>, Option<f64>)> = Vec::with_capacity(count);
+        let mut starts: Vec<(i64, DateTime<Utc>)> = Vec::new();
+        let mut sig_rows: Vec<(i64, Vec<u8>, DateTime<Utc>, i64)> = Vec::new();
+        let mut seq = first_seq;
+        for (id, sig, fetched) in $new {
+            let sig: std::borrow::Cow<'_, $crate::dedupe::Signature> = sig;
+            let (story, via, similarity) = match $cache.nearest(&sig, fetched) {
+                Some((via, story, similarity)) => (story, Some(via), Some(similarity)),
+                None => {
+                    starts.push((id, fetched));
+                    (-(starts.len() as i64), None, None)
+                }
+            };
+            sig_rows.push((id, sig.to_bytes(), fetched, seq));
+            $cache.push(seq, id, fetched, story, sig.into_owned());
+            placed.push((id, story, via, similarity));
+            seq += 1;
+            if sig_rows.len() == INSERT_CHUNK {
+                insert_rows!(&mut *$tx,
+                    "INSERT INTO article_signatures (article, signature, fetched, seq) VALUES {VALUES}",
+                    "recording signatures", 4, &sig_rows,
+                    |q, r| q.bind(r.0).bind(&r.1).bind(r.2).bind(r.3));
+                sig_rows.clear();
+            }
+        }
+        insert_rows!(&mut *$tx,
+            "INSERT INTO article_signatures (article, signature, fetched, seq) VALUES {VALUES}",
+            "recording signatures", 4, &sig_rows,
+            |q, r| q.bind(r.0).bind(&r.1).bind(r.2).bind(r.3));
+        if seq != last + 1 {
+            return Err(StoreError::Corrupt {
+                context: "placing articles in stories",
+                message: format!("{} signatures for {count} articles", seq - first_seq),
+            });
+        }
+        // Story ids by the article that started each story, chunk by chunk.
+        let mut real: Vec<i64> = Vec::with_capacity(starts.len());
+        for chunk in starts.chunks(INSERT_CHUNK) {
+            let mut started: HashMap<i64, i64> = HashMap::with_capacity(chunk.len());
+            insert_rows!(&mut *$tx,
+                "INSERT INTO stories (first_article, created) VALUES {VALUES} RETURNING id, first_article",
+                "starting stories", 2, chunk,
+                |q, first| q.bind(first.0).bind(first.1),
+                for r {
+                    let (story, first): (i64, i64) = (r.try_get("id"), r.try_get("first_article"))
+                        .all()
+                        .context("decoding a story id")?;
+                    started.insert(first, story);
+                });
+            for (first, _) in chunk {
+                real.push(*started.get(first).ok_or_else(|| StoreError::Corrupt {
+                    context: "starting stories",
+                    message: format!("no story id returned for article {first}"),
+                })?);
+            }
+        }
+        drop(starts);
+        let resolve = |story: i64| if story < 0 { real[(-story - 1) as usize] } else { story };
+        $cache.rename_recent(count, resolve);
+        for chunk in placed.chunks(INSERT_CHUNK) {
+            let rows: Vec<(i64, i64, &str, Option<i64>, Option<f64>)> = chunk
+                .iter()
+                .map(|(id, story, via, similarity)| {
+                    let reason = if via.is_some() { "similar" } else { "new" };
+                    (*id, resolve(*story), reason, *via, *similarity)
+                })
+                .collect();
+            // `column1`… are the names both backends give the columns of a `VALUES` list.
+            insert_rows!(&mut *$tx,
+                "UPDATE articles SET story = v.column2, story_reason = v.column3, story_via = v.column4, \
+                 story_similarity = v.column5 FROM (VALUES {VALUES}) AS v WHERE articles.id = v.column1",
+                "recording articles' stories", 5, &rows,
+                |q, r| q.bind(r.0).bind(r.1).bind(r.2).bind(r.3).bind(r.4));
+        }
         $crate::dedupe::add_store_assignment_time(assigning.elapsed());
     }};
 }
-pub(crate) use assign_story;
+pub(crate) use assign_stories;
 
 /// Forgets signatures older than the window: they can no longer be joined.
 macro_rules! prune_story_window {
