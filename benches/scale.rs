@@ -9,7 +9,7 @@
 //! item in 10 matches the watchlist.
 //!
 //! `cargo bench --bench scale`; `MARSAD_BENCH_MAX_N=1000` caps N for quick runs (default 10000),
-//! `MARSAD_BENCH_SQLITE_ONLY=1` leaves PostgreSQL out;
+//! `MARSAD_BENCH_SQLITE_ONLY=1` leaves PostgreSQL out, `MARSAD_BENCH_NO_REFERENCE=1` the Python run;
 //! `MARSAD_TEST_PG` names the PostgreSQL server (default postgres://postgres@127.0.0.1:5432/test).
 //! Needs python3 with feedparser (`pip install feedparser`). Loopback only.
 
@@ -482,11 +482,32 @@ fn main() {
         .unwrap_or(10_000);
     // MARSAD_BENCH_SQLITE_ONLY=1 leaves out the PostgreSQL runs.
     let pg = std::env::var_os("MARSAD_BENCH_SQLITE_ONLY").is_none();
+    // MARSAD_BENCH_NO_REFERENCE=1 leaves out the Python reference (for quick comparisons of
+    // marsad changes; the reported table has it).
+    let reference = std::env::var_os("MARSAD_BENCH_NO_REFERENCE").is_none();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .expect("runtime");
     rt.block_on(async {
+        // MARSAD_BENCH_SERVE=N: only serve N sources and write a SQLite configuration for them
+        // in MARSAD_BENCH_DIR, to run (and profile) `marsad fetch` by hand.
+        if let Some(n) = std::env::var("MARSAD_BENCH_SERVE")
+            .ok()
+            .and_then(|v| v.parse::<usize>().ok())
+        {
+            let server = StaticServer::start(routes(n)).await.expect("server");
+            let dir = PathBuf::from(std::env::var("MARSAD_BENCH_DIR").expect("MARSAD_BENCH_DIR"));
+            let store = dir.join("marsad.db");
+            let config = write_config(
+                &dir,
+                &server.base_url(),
+                n,
+                &format!("sqlite://{}", store.display()),
+            );
+            println!("serving {n} sources; config {}", config.display());
+            std::future::pending::<()>().await;
+        }
         println!(
             "{:<34} {:>6} {:>8} {:>10} {:>10} {:>10} {:>9} {:>8}",
             "run", "N", "secs", "sources/s", "items", "items/s", "peak MiB", "DB MB"
@@ -494,10 +515,11 @@ fn main() {
         for n in [100, 1_000, 10_000].into_iter().filter(|n| *n <= max_n) {
             let server = StaticServer::start(routes(n)).await.expect("server");
             let base = server.base_url();
-            let mut rows = vec![
-                feedparser_run(&base, n).await,
-                marsad_run(&base, n, false, 0).await,
-            ];
+            let mut rows = Vec::new();
+            if reference {
+                rows.push(feedparser_run(&base, n).await);
+            }
+            rows.push(marsad_run(&base, n, false, 0).await);
             if pg {
                 rows.push(marsad_run(&base, n, true, 0).await);
                 rows.push(marsad_run(&base, n, true, 1).await);
