@@ -95,7 +95,8 @@ impl Db {
     /// (`Db::group_commit`). SQLite has one writer at a time; without the gate the pool's
     /// connections race for its lock and the losers sleep in SQLite's busy handler (1, 2, 5 …
     /// 100 ms) while the lock is free again long before. Other processes (a `fetch` beside the
-    /// daemon) still meet at SQLite's own lock.
+    /// daemon) still meet at SQLite's own lock. On PostgreSQL it keeps one batch at a time per
+    /// process, so that refreshes queue into the next batch rather than for the story lock.
     pub(crate) fn gate(&self) -> Arc<tokio::sync::Mutex<()>> {
         type Gates =
             std::sync::Mutex<std::collections::HashMap<String, Arc<tokio::sync::Mutex<()>>>>;
@@ -164,7 +165,7 @@ const STORY_LOCK: i32 = 1;
 /// than [`MAX_KEY_LOCKS`].
 const BULK_LOCK: i32 = 2;
 /// The most dedupe keys a refresh locks one by one.
-const MAX_KEY_LOCKS: usize = 512;
+pub(crate) const MAX_KEY_LOCKS: usize = 512;
 
 impl BeginWrite for PgPool {
     type Database = sqlx::Postgres;

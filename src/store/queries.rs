@@ -547,20 +547,23 @@ struct Queue {
 impl Queue {
     /// The oldest writes, within the group limits, with the same story parameters and each
     /// source at most once.
-    fn take_batch(&mut self) -> Vec<Queued> {
+    fn take_batch(&mut self, max_keys: usize) -> Vec<Queued> {
         let Some(first) = self.waiting.first() else {
             return Vec::new();
         };
         let stories = first.stories;
         let mut articles = 0;
+        let mut keys = 0;
         let mut take = 0;
         let mut sources = HashSet::new();
         for q in &self.waiting {
             let n = q.write.write.articles.len();
+            let k = q.write.keys.len();
             let source = q.write.write.source.as_str();
             if take > 0
                 && (take == GROUP_MAX_WRITES
                     || articles + n > GROUP_MAX_ARTICLES
+                    || keys + k > max_keys
                     || q.stories != stories
                     || sources.contains(source))
             {
@@ -568,6 +571,7 @@ impl Queue {
             }
             sources.insert(source);
             articles += n;
+            keys += k;
             take += 1;
         }
         self.waiting.drain(..take).collect()
@@ -803,7 +807,7 @@ impl Db {
     /// multi-row statements; stories are assigned last, so that the lock serialising story
     /// assignment across daemons (PostgreSQL) is held only for that part.
     ///
-    /// On SQLite, refreshes finishing at the same time are committed together (see
+    /// Refreshes of this process finishing at the same time are committed together (see
     /// [`Db::group_commit`]); each still gets its own outcome, and one that fails fails alone.
     pub async fn commit_refresh_with(
         &self,
@@ -811,27 +815,18 @@ impl Db {
         stories: &StoryParams,
     ) -> Result<StoreOutcome, StoreError> {
         let prepared = PreparedWrite::new(write)?;
-        match self {
-            Db::Sqlite(_) => self.group_commit(prepared, *stories).await,
-            Db::Pg(_) => {
-                let mut outcomes = self
-                    .commit_batch(std::slice::from_ref(&prepared), stories)
-                    .await?;
-                outcomes.pop().ok_or(StoreError::Corrupt {
-                    context: "committing a refresh",
-                    message: "no outcome".to_string(),
-                })
-            }
-        }
+        self.group_commit(prepared, *stories).await
     }
 
-    /// Group commit (SQLite, which has one writer at a time): the write joins this process's
-    /// queue for the database; whoever holds the write gate takes the queue (up to
-    /// [`GROUP_MAX_WRITES`] writes, [`GROUP_MAX_ARTICLES`] articles) and commits it in one
-    /// transaction, on a task of its own so that the batch finishes even if the caller is
-    /// cancelled. A refresh that waits for the gate usually finds its write already committed
-    /// by the batch before. Per-refresh transactions spent most of their time on BEGIN/COMMIT,
-    /// rewriting the same index pages into the WAL, and thread hand-offs.
+    /// Group commit: the write joins this process's queue for the database; whoever holds the
+    /// write gate takes the queue (up to [`GROUP_MAX_WRITES`] writes, [`GROUP_MAX_ARTICLES`]
+    /// articles and, on PostgreSQL, as many dedupe keys as are locked one by one) and commits
+    /// it in one transaction, on a task of its own so that the batch finishes even if the
+    /// caller is cancelled. A refresh that waits for the gate usually finds its write already
+    /// committed by the batch before. Per-refresh transactions spent most of their time on
+    /// BEGIN/COMMIT, rewriting the same index pages into SQLite's WAL, and round trips; on
+    /// PostgreSQL each also queued for the story lock. Daemons sharing PostgreSQL still write
+    /// in parallel with each other, one batch each at a time.
     ///
     /// If a batch fails, each of its writes is retried alone, so a bad write (or a bug it
     /// triggers) fails only its own refresh. A write whose caller was cancelled before a batch
@@ -873,7 +868,12 @@ impl Db {
             let gate = group.gate.clone().lock_owned().await;
             let batch = {
                 let mut queue = group.queue.lock().unwrap_or_else(|e| e.into_inner());
-                queue.take_batch()
+                // PostgreSQL: no more keys than are locked one by one, so that a batch does not
+                // take the exclusive bulk lock and keep other daemons' writes out.
+                queue.take_batch(match self {
+                    Db::Sqlite(_) => usize::MAX,
+                    Db::Pg(_) => super::MAX_KEY_LOCKS,
+                })
             };
             if batch.is_empty() {
                 // Taken by a batch that has finished (it held the gate): the outcome is sent.
