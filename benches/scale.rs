@@ -515,17 +515,9 @@ fn main() {
         for n in [100, 1_000, 10_000].into_iter().filter(|n| *n <= max_n) {
             let server = StaticServer::start(routes(n)).await.expect("server");
             let base = server.base_url();
-            let mut rows = Vec::new();
-            if reference {
-                rows.push(feedparser_run(&base, n).await);
-            }
-            rows.push(marsad_run(&base, n, false, 0).await);
-            if pg {
-                rows.push(marsad_run(&base, n, true, 0).await);
-                rows.push(marsad_run(&base, n, true, 1).await);
-                rows.push(marsad_run(&base, n, true, 3).await);
-            }
-            for r in rows.drain(..) {
+            // Each row is printed as soon as it is measured: a long N = 10,000 run that is
+            // stopped part-way still reports what it finished.
+            let print = |r: Row_| {
                 println!(
                     "{:<34} {:>6} {:>8.2} {:>10.0} {:>10} {:>10.0} {:>9.1} {:>8.1}",
                     r.what,
@@ -537,6 +529,15 @@ fn main() {
                     r.rss_kb as f64 / 1024.0,
                     r.db_mb
                 );
+            };
+            if reference {
+                print(feedparser_run(&base, n).await);
+            }
+            print(marsad_run(&base, n, false, 0).await);
+            if pg {
+                print(marsad_run(&base, n, true, 0).await);
+                print(marsad_run(&base, n, true, 1).await);
+                print(marsad_run(&base, n, true, 3).await);
             }
             server.stop();
         }
