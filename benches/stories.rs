@@ -381,6 +381,7 @@ async fn store_run(backend: Backend, count: usize, window: u64) {
             articles,
             seen_urls: Vec::new(),
             next_run: None,
+            release_lease: None,
         };
         let started = Instant::now();
         let outcome = db

@@ -7,7 +7,7 @@
 //! invalid edit is logged, recorded for `marsad status`, and the last good configuration keeps
 //! running.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -22,7 +22,7 @@ use crate::fetch::Fetcher;
 use crate::matcher::Matcher;
 use crate::pipeline::{self, Context};
 use crate::settings::{self, Settings};
-use crate::store::{Db, SourceInfo, StoreError};
+use crate::store::{Db, SourceDue, SourceInfo, StoreError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum DaemonError {
@@ -36,6 +36,87 @@ pub enum DaemonError {
 
 /// How long after a digest's fire time the daemon records it.
 const RECORD_GRACE: chrono::Duration = chrono::Duration::seconds(2);
+
+/// How often the daemon re-reads when all its sources are due, to notice what other daemons (or
+/// a `marsad fetch` by hand) changed in between.
+const RESYNC: chrono::Duration = chrono::Duration::seconds(60);
+
+/// This daemon's view of when each of its sources can next be leased, ordered by that time.
+///
+/// Choosing what to lease from it costs the database work for a few candidates per turn of the
+/// loop instead of a statement over every source (which made one refresh of 10,000 sources
+/// quadratic). The database stays the authority: a candidate another daemon took or refreshed
+/// meanwhile fails to lease and is re-read, and the whole view is re-read every [`RESYNC`].
+/// Sources being refreshed by this daemon are not in it.
+#[derive(Default)]
+struct DueQueue {
+    order: BTreeSet<(DateTime<Utc>, String)>,
+    due: HashMap<String, DateTime<Utc>>,
+}
+
+impl DueQueue {
+    /// Sets when `id` is next due, replacing what was known.
+    fn set(&mut self, id: &str, at: DateTime<Utc>) {
+        if let Some(old) = self.due.insert(id.to_string(), at) {
+            self.order.remove(&(old, id.to_string()));
+        }
+        self.order.insert((at, id.to_string()));
+    }
+
+    fn remove(&mut self, id: &str) {
+        if let Some(old) = self.due.remove(id) {
+            self.order.remove(&(old, id.to_string()));
+        }
+    }
+
+    /// Up to `limit` sources due at `now`, most overdue first.
+    fn due_now(&self, now: DateTime<Utc>, limit: usize) -> Vec<String> {
+        self.order
+            .iter()
+            .take_while(|(at, _)| *at <= now)
+            .take(limit)
+            .map(|(_, id)| id.clone())
+            .collect()
+    }
+
+    /// When the earliest source is due.
+    fn next(&self) -> Option<DateTime<Utc>> {
+        self.order.first().map(|(at, _)| *at)
+    }
+
+    /// Takes in what the database says of some sources (of this configuration's `known` ones).
+    fn update(&mut self, rows: &[SourceDue], known: &HashMap<String, usize>, now: DateTime<Utc>) {
+        for row in rows.iter().filter(|r| known.contains_key(&r.id)) {
+            self.set(&row.id, row.due(now));
+        }
+    }
+
+    /// Rebuilds the view from the database: every source of `known` not in `running`.
+    async fn resync(
+        db: &Db,
+        known: &HashMap<String, usize>,
+        running: &HashSet<String>,
+        now: DateTime<Utc>,
+    ) -> Result<DueQueue, StoreError> {
+        let rows = db.source_due_times(None).await?;
+        let mut queue = DueQueue::default();
+        queue.update(&rows, known, now);
+        for id in running {
+            queue.remove(id);
+        }
+        Ok(queue)
+    }
+}
+
+/// Each source's position in the configuration, by id.
+fn source_index(settings: &Settings) -> HashMap<String, usize> {
+    settings
+        .sources
+        .iter()
+        .enumerate()
+        .map(|(i, s)| (s.id.clone(), i))
+        .collect()
+}
 
 /// The parts of a running configuration that are swapped together on reload.
 pub struct Loaded {
@@ -77,6 +158,7 @@ impl Loaded {
             db: db.clone(),
             fetcher: self.fetcher.clone(),
             matcher: self.matcher.clone(),
+            lease_owner: None,
         }
     }
 }
@@ -218,10 +300,13 @@ pub async fn run(
     let mut failed_version: Option<String> = None;
     let owner = crate::store::lease_owner_name();
     let mut next_digest = initial_digest_times(&db, &loaded.settings).await?;
-    let mut inflight: JoinSet<(String, Option<DateTime<Utc>>)> = JoinSet::new();
+    let mut inflight: JoinSet<(String, Option<DateTime<Utc>>, bool)> = JoinSet::new();
     let mut running: HashSet<String> = HashSet::new();
     let mut next_retry = Utc::now();
     let mut next_prune = Utc::now();
+    let mut index = source_index(&loaded.settings);
+    let mut queue = DueQueue::default();
+    let mut next_resync = Utc::now();
 
     if let Some(addr) = loaded.settings.metrics_listen {
         let listener = crate::metrics::bind(addr).await.map_err(|e| {
@@ -251,49 +336,84 @@ pub async fn run(
         let now = Utc::now();
         // Lease due sources from the database, as many as there are free fetch slots, so several
         // daemons sharing a database each take a share and none fetches a source another holds.
-        let free = loaded
-            .settings
-            .http
-            .concurrency
-            .max(1)
-            .saturating_sub(running.len());
-        let ids: Vec<String> = loaded
-            .settings
-            .sources
-            .iter()
-            .map(|s| s.id.clone())
-            .collect();
+        let concurrency = loaded.settings.http.concurrency.max(1);
+        let free = concurrency.saturating_sub(running.len());
+        if now >= next_resync {
+            match DueQueue::resync(&db, &index, &running, now).await {
+                Ok(fresh) => queue = fresh,
+                Err(e) => tracing::error!(error = %e, "could not read when sources are due"),
+            }
+            next_resync = now + RESYNC;
+        }
+        // Try to lease the sources this daemon believes due — twice as many candidates as free
+        // slots, so that losing some to other daemons still fills the slots — at most `free`.
+        let mut candidates = queue.due_now(now, free.saturating_mul(2));
         let lease = chrono::Duration::from_std(loaded.settings.schedule.lease)
             .unwrap_or(chrono::Duration::minutes(5));
-        let leased = match db
-            .lease_due_sources(&owner, &ids, now, now + lease, free)
-            .await
-        {
-            Ok(leased) => leased,
-            Err(e) => {
-                tracing::error!(error = %e, "could not lease due sources");
-                Vec::new()
+        let leased = if candidates.is_empty() {
+            Vec::new()
+        } else {
+            match db
+                .lease_due_sources(&owner, &candidates, now, now + lease, free)
+                .await
+            {
+                Ok(leased) => leased,
+                Err(e) => {
+                    // Try again in a while, not in a tight loop against a failing database.
+                    tracing::error!(error = %e, "could not lease due sources");
+                    for id in &candidates {
+                        queue.set(id, now + chrono::Duration::seconds(10));
+                    }
+                    candidates.clear();
+                    Vec::new()
+                }
             }
         };
+        let missed: Vec<String> = candidates
+            .iter()
+            .filter(|c| !leased.contains(c))
+            .cloned()
+            .collect();
+        if !missed.is_empty() {
+            // Another daemon holds or refreshed them (or they were past the limit): learn when
+            // they are due now. Ones the database does not answer for wait for the next resync.
+            match db.source_due_times(Some(&missed)).await {
+                Ok(rows) => {
+                    for id in &missed {
+                        queue.set(id, now + RESYNC);
+                    }
+                    queue.update(&rows, &index, now);
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "could not read when sources are due");
+                    for id in &missed {
+                        queue.set(id, now + chrono::Duration::seconds(10));
+                    }
+                }
+            }
+        }
         for id in leased {
-            let Some(source) = loaded.settings.sources.iter().find(|s| s.id == id) else {
+            queue.remove(&id);
+            let Some(source) = index.get(&id).map(|&i| &loaded.settings.sources[i]) else {
                 continue;
             };
             running.insert(id.clone());
-            let (ctx, task_source, cancel) =
+            let (mut ctx, task_source, cancel) =
                 (loaded.context(&db), source.clone(), cancel.child_token());
+            ctx.lease_owner = Some(owner.clone());
             inflight.spawn(async move {
-                let next = match pipeline::refresh(&ctx, &task_source, &cancel).await {
+                match pipeline::refresh(&ctx, &task_source, &cancel).await {
                     Ok(report) => {
                         crate::metrics::record_refresh(&report);
-                        report.next_run
+                        // Storing the refresh ended the lease; a cancelled one stored nothing.
+                        let released = report.outcome != "cancelled";
+                        (task_source.id, report.next_run, released)
                     }
                     Err(e) => {
                         tracing::error!(source = %task_source.id, error = %e, "could not store a refresh");
-                        None
+                        (task_source.id, None, false)
                     }
-                };
-                (task_source.id, next)
+                }
             });
         }
         // Digests whose fire time has come: record the run, then deliver. Recording waits a
@@ -357,11 +477,8 @@ pub async fn run(
         }
 
         notify(&[sd_notify::NotifyState::Watchdog]);
-        let next_source = if running.len() < loaded.settings.http.concurrency.max(1) {
-            db.next_source_due(&ids, now).await.unwrap_or_else(|e| {
-                tracing::error!(error = %e, "could not read when sources are due");
-                None
-            })
+        let next_source = if running.len() < concurrency {
+            queue.next()
         } else {
             None // a finishing refresh wakes the loop
         };
@@ -370,7 +487,7 @@ pub async fn run(
             .iter()
             .copied()
             .chain(next_digest.values().map(|t| *t + RECORD_GRACE))
-            .chain([next_retry])
+            .chain([next_retry, next_resync])
             .min()
             .unwrap_or(now + chrono::Duration::seconds(10));
         // Wake at least every 10 s so the watchdog is fed and clock jumps are noticed.
@@ -408,6 +525,8 @@ pub async fn run(
                         Ok(new) => {
                             loaded = new;
                             db.sync_sources(&source_infos(&loaded.settings)).await?;
+                            index = source_index(&loaded.settings);
+                            next_resync = Utc::now(); // sources may have come or gone
                             next_digest = initial_digest_times(&db, &loaded.settings).await?;
                             version = config_version(&loaded.settings);
                             failed_version = None;
@@ -435,22 +554,24 @@ pub async fn run(
                 }
             }
             Some(done) = inflight.join_next(), if !inflight.is_empty() => {
-                if let Ok((id, reported)) = done {
+                if let Ok((id, reported, released)) = done {
                     running.remove(&id);
                     let now = Utc::now();
                     // The refresh says when it is due again (later than scheduled when it backs off).
                     let next = reported
                         .or_else(|| {
-                            loaded
-                                .settings
-                                .sources
-                                .iter()
-                                .find(|s| s.id == id)
-                                .and_then(|source| pipeline::next_run(&loaded.settings, source, now))
+                            index
+                                .get(&id)
+                                .and_then(|&i| pipeline::next_run(&loaded.settings, &loaded.settings.sources[i], now))
                         })
                         .unwrap_or(DateTime::<Utc>::MAX_UTC);
-                    if let Err(e) = db.release_source(&id, &owner, now, next).await {
+                    if !released
+                        && let Err(e) = db.release_source(&id, &owner, now, next).await
+                    {
                         tracing::error!(source = %id, error = %e, "could not release a source lease");
+                    }
+                    if index.contains_key(&id) {
+                        queue.set(&id, next);
                     }
                 }
             }
@@ -465,7 +586,7 @@ pub async fn run(
         "shutting down; letting in-flight writes finish"
     );
     while let Some(done) = inflight.join_next().await {
-        if let Ok((id, next)) = done {
+        if let Ok((id, next, false)) = done {
             // Give the source back at once so another daemon need not wait for the lease to
             // expire; a refresh cancelled before it stored anything is due again now.
             let now = Utc::now();
@@ -516,4 +637,76 @@ async fn initial_digest_times(
         );
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(secs: i64) -> DateTime<Utc> {
+        DateTime::<Utc>::UNIX_EPOCH + chrono::Duration::seconds(secs)
+    }
+
+    fn row(id: &str, next_run: Option<i64>, lease_until: Option<i64>) -> SourceDue {
+        SourceDue {
+            id: id.to_string(),
+            next_run: next_run.map(at),
+            lease_until: lease_until.map(at),
+        }
+    }
+
+    #[test]
+    fn a_source_is_due_at_its_next_run_or_when_a_live_lease_ends() {
+        let now = at(100);
+        assert_eq!(row("a", None, None).due(now), now, "never ran: due at once");
+        assert_eq!(
+            row("a", Some(40), None).due(now),
+            at(40),
+            "overdue keeps its time"
+        );
+        assert_eq!(
+            row("a", Some(40), Some(90)).due(now),
+            at(40),
+            "expired lease"
+        );
+        assert_eq!(
+            row("a", Some(40), Some(160)).due(now),
+            at(160),
+            "live lease"
+        );
+        assert_eq!(row("a", Some(300), Some(160)).due(now), at(300));
+        assert_eq!(row("a", None, Some(160)).due(now), at(160));
+    }
+
+    #[test]
+    fn the_queue_offers_the_most_overdue_sources_first_and_forgets_running_ones() {
+        let known: HashMap<String, usize> = ["a", "b", "c", "d"]
+            .iter()
+            .enumerate()
+            .map(|(i, id)| (id.to_string(), i))
+            .collect();
+        let now = at(100);
+        let mut queue = DueQueue::default();
+        queue.update(
+            &[
+                row("a", Some(90), None),
+                row("b", Some(20), None),
+                row("c", Some(500), None),
+                row("d", Some(50), Some(200)),
+                row("gone", Some(10), None), // no longer configured: not offered
+            ],
+            &known,
+            now,
+        );
+        assert_eq!(queue.due_now(now, 10), ["b", "a"]);
+        assert_eq!(queue.due_now(now, 1), ["b"]);
+        queue.remove("b"); // leased: being refreshed
+        assert_eq!(queue.due_now(now, 10), ["a"]);
+        assert_eq!(queue.next(), Some(at(90)));
+        queue.set("a", at(400)); // refreshed: due next period
+        assert_eq!(queue.due_now(now, 10), Vec::<String>::new());
+        assert_eq!(queue.next(), Some(at(200)), "d, when its lease runs out");
+        assert_eq!(queue.due_now(at(450), 10), ["d", "a"]);
+        assert_eq!(queue.order.len(), queue.due.len(), "one entry per source");
+    }
 }

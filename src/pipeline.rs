@@ -35,6 +35,8 @@ pub struct Context {
     pub db: Db,
     pub fetcher: Fetcher,
     pub matcher: Arc<Matcher>,
+    /// The daemon holding the source's lease, which storing the refresh ends; `None` outside one.
+    pub lease_owner: Option<String>,
 }
 
 /// What one refresh did, for the CLI summary and the daemon's log.
@@ -137,6 +139,7 @@ pub async fn refresh(
                     articles: Vec::new(),
                     seen_urls: Vec::new(),
                     next_run,
+                    release_lease: ctx.lease_owner.clone(),
                 })
                 .await?;
             let mut report = RefreshReport::empty(&source.id, "error");
@@ -210,6 +213,7 @@ pub async fn refresh(
                 articles,
                 seen_urls: collected.seen_urls,
                 next_run,
+                release_lease: ctx.lease_owner.clone(),
             },
             &ctx.settings.stories,
         )

@@ -44,6 +44,23 @@ async fn daemon_refreshes_keeps_last_good_config_on_bad_reload_and_exits_on_sigt
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 
+    // Each refresh, once stored, gives its source back (the lease ends in the same write) and
+    // says when it is due next: nothing stays held by the daemon between periods.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let held = env
+            .count("SELECT COUNT(*) FROM sources WHERE lease_owner IS NOT NULL OR lease_until IS NOT NULL OR next_run IS NULL")
+            .await;
+        if held == 0 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{held} source(s) still leased or without a next run 10s after the refreshes"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
     // Break a watchlist and reload: the daemon must keep running on the last good configuration.
     std::fs::write(
         env.dir.path().join("watchlists/lebanon.toml"),

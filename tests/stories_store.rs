@@ -168,6 +168,7 @@ fn refresh(n: usize, fetched: DateTime<Utc>, batch: &[Generated]) -> RefreshWrit
             .collect(),
         seen_urls: Vec::new(),
         next_run: None,
+        release_lease: None,
     }
 }
 

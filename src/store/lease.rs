@@ -28,12 +28,34 @@ const LEASE_SQLITE: &str = "UPDATE sources SET lease_owner = $1, lease_until = $
     AND (next_run IS NULL OR next_run <= $4) AND (lease_until IS NULL OR lease_until <= $4) \
     ORDER BY next_run IS NOT NULL, next_run, id LIMIT $5) RETURNING id";
 
-const NEXT_DUE_PG: &str = "SELECT MIN(CASE WHEN lease_until IS NOT NULL AND lease_until > $2 \
-    THEN lease_until ELSE COALESCE(next_run, $2) END) AS due FROM sources WHERE id = ANY($1)";
+const DUE_ALL: &str = "SELECT id, next_run, lease_until FROM sources";
 
-const NEXT_DUE_SQLITE: &str = "SELECT MIN(CASE WHEN lease_until IS NOT NULL AND lease_until > $2 \
-    THEN lease_until ELSE COALESCE(next_run, $2) END) AS due FROM sources \
+const DUE_OF_PG: &str = "SELECT id, next_run, lease_until FROM sources WHERE id = ANY($1)";
+
+const DUE_OF_SQLITE: &str = "SELECT id, next_run, lease_until FROM sources \
     WHERE id IN (SELECT value FROM json_each($1))";
+
+/// When a source can next be leased, as [`Db::source_due_times`] reads it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SourceDue {
+    pub id: String,
+    /// When it is due by its schedule; `None` before its first refresh (due at once).
+    pub next_run: Option<DateTime<Utc>>,
+    /// Until when a daemon holds it, if one does (or did: an expired lease is no hold).
+    pub lease_until: Option<DateTime<Utc>>,
+}
+
+impl SourceDue {
+    /// The earliest instant at or after `now` the lease statement could take it: the lease's
+    /// expiry while a lease is live, else its `next_run` (`now` if it never ran or is overdue
+    /// — overdue ones keep their time, so the most overdue are taken first).
+    pub fn due(&self, now: DateTime<Utc>) -> DateTime<Utc> {
+        match self.lease_until {
+            Some(until) if until > now => until.max(self.next_run.unwrap_or(until)),
+            _ => self.next_run.unwrap_or(now),
+        }
+    }
+}
 
 impl Db {
     /// Leases up to `limit` of the sources `ids` that are due at `now` and not leased by a live
@@ -110,44 +132,42 @@ impl Db {
         Ok(freed)
     }
 
-    /// When the earliest of `ids` becomes due (or its lease expires); `None` without sources.
-    pub async fn next_source_due(
+    /// The lease state of the sources `ids`, or of every source with `None`: what a daemon reads
+    /// to know which of its sources to try to lease next, without asking the database on every
+    /// turn of its loop (see `daemon::DueQueue`). Sources not in the table are left out.
+    pub async fn source_due_times(
         &self,
-        ids: &[String],
-        now: DateTime<Utc>,
-    ) -> Result<Option<DateTime<Utc>>, StoreError> {
-        if ids.is_empty() {
-            return Ok(None);
-        }
-        match self {
-            Db::Pg(pool) => sqlx::query(NEXT_DUE_PG)
-                .bind(ids)
-                .bind(now)
-                .fetch_one(pool)
-                .await
-                .context("reading the next due source")?
-                .try_get::<Option<DateTime<Utc>>, _>("due")
-                .context("decoding the next due source"),
-            Db::Sqlite(pool) => {
-                // SQLite's MIN over a CASE yields text; read it as text and parse.
-                let due: Option<String> = sqlx::query(NEXT_DUE_SQLITE)
-                    .bind(json_ids(ids)?)
-                    .bind(now)
-                    .fetch_one(pool)
-                    .await
-                    .context("reading the next due source")?
-                    .try_get("due")
-                    .context("decoding the next due source")?;
-                due.map(|t| {
-                    DateTime::parse_from_rfc3339(&t)
-                        .map(|t| t.with_timezone(&Utc))
-                        .map_err(|e| StoreError::Corrupt {
-                            context: "next due source",
-                            message: format!("{t}: {e}"),
+        ids: Option<&[String]>,
+    ) -> Result<Vec<SourceDue>, StoreError> {
+        macro_rules! decode {
+            ($rows:expr) => {
+                $rows
+                    .context("reading when sources are due")?
+                    .iter()
+                    .map(|r| {
+                        Ok(SourceDue {
+                            id: r.try_get("id")?,
+                            next_run: r.try_get("next_run")?,
+                            lease_until: r.try_get("lease_until")?,
                         })
-                })
-                .transpose()
+                    })
+                    .collect::<Result<Vec<_>, sqlx::Error>>()
+                    .context("decoding when sources are due")
+            };
+        }
+        match (self, ids) {
+            (_, Some([])) => Ok(Vec::new()),
+            (Db::Pg(pool), Some(ids)) => {
+                decode!(sqlx::query(DUE_OF_PG).bind(ids).fetch_all(pool).await)
             }
+            (Db::Sqlite(pool), Some(ids)) => decode!(
+                sqlx::query(DUE_OF_SQLITE)
+                    .bind(json_ids(ids)?)
+                    .fetch_all(pool)
+                    .await
+            ),
+            (Db::Pg(pool), None) => decode!(sqlx::query(DUE_ALL).fetch_all(pool).await),
+            (Db::Sqlite(pool), None) => decode!(sqlx::query(DUE_ALL).fetch_all(pool).await),
         }
     }
 

@@ -23,7 +23,7 @@ use sqlx::sqlite::{
 };
 
 pub use digests::{DigestRun, NewDigestRun};
-pub use lease::lease_owner_name;
+pub use lease::{SourceDue, lease_owner_name};
 pub use queries::{
     FetchLog, RefreshWrite, SourceInfo, SourceState, StoreOutcome, StoredArticle, StoredMatch,
 };

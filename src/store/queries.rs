@@ -380,6 +380,9 @@ pub struct RefreshWrite {
     /// Links to stored articles seen again, as (canonical, as linked); each new form is recorded.
     pub seen_urls: Vec<(String, String)>,
     pub next_run: Option<DateTime<Utc>>,
+    /// The daemon whose lease on the source this write ends (see `Db::lease_due_sources`), so
+    /// giving the source back costs no statement of its own; `None` outside a daemon.
+    pub release_lease: Option<String>,
 }
 
 /// What happened to each article handed to `commit_refresh`.
@@ -521,6 +524,7 @@ type SourceStateRow<'a> = (
     Option<DateTime<Utc>>,
     bool,
     bool,
+    Option<&'a str>,
     Option<&'a str>,
     Option<&'a str>,
 );
@@ -1137,7 +1141,7 @@ impl Db {
                 |q, l| q.bind(&l.0.source).bind(l.0.started).bind(l.0.finished).bind(l.0.outcome)
                     .bind(l.0.http_status.map(i64::from)).bind(l.0.items as i64).bind(l.1).bind(&l.0.error));
             // Per refresh: (id, time, error, next run, failed, keep validators, etag,
-            // last-modified). A batch holds each source at most once (`Queue::take_batch`).
+            // last-modified, lease to end). A batch holds each source at most once (`Queue::take_batch`).
             let states: Vec<SourceStateRow<'_>> =
                 writes
                     .iter()
@@ -1148,7 +1152,7 @@ impl Db {
                             None => (true, None, None),
                         };
                         (w.source.as_str(), w.finished, w.error.as_deref(), w.next_run,
-                         w.outcome == "error", keep, etag, last_modified)
+                         w.outcome == "error", keep, etag, last_modified, w.release_lease.as_deref())
                     })
                     .collect();
             insert_rows!(&mut *tx,
@@ -1158,10 +1162,12 @@ impl Db {
                  consecutive_failures = CASE WHEN v.column5 THEN sources.consecutive_failures + 1 ELSE 0 END, \
                  next_run = v.column4, \
                  etag = CASE WHEN v.column6 THEN sources.etag ELSE v.column7 END, \
-                 last_modified = CASE WHEN v.column6 THEN sources.last_modified ELSE v.column8 END \
+                 last_modified = CASE WHEN v.column6 THEN sources.last_modified ELSE v.column8 END, \
+                 lease_owner = CASE WHEN sources.lease_owner = v.column9 THEN NULL ELSE sources.lease_owner END, \
+                 lease_until = CASE WHEN sources.lease_owner = v.column9 THEN NULL ELSE sources.lease_until END \
                  FROM (VALUES {VALUES}) AS v WHERE sources.id = v.column1",
-                "recording a source's state", 8, &states,
-                |q, s| q.bind(s.0).bind(s.1).bind(s.2).bind(s.3).bind(s.4).bind(s.5).bind(s.6).bind(s.7));
+                "recording a source's state", 9, &states,
+                |q, s| q.bind(s.0).bind(s.1).bind(s.2).bind(s.3).bind(s.4).bind(s.5).bind(s.6).bind(s.7).bind(s.8));
 
             // Stories last: near-duplicates stored at the same time by several daemons must see
             // each other, so this part is serialised (PostgreSQL) and kept short.
@@ -1471,6 +1477,7 @@ mod tests {
             articles,
             seen_urls: Vec::new(),
             next_run: None,
+            release_lease: None,
         };
         let one = dedupe_lock_keys(&write(vec![
             article("u1", Some("g"), "a"),
