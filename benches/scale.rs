@@ -2,7 +2,9 @@
 //! in 10, HTML sites (a listing page linking 20 article pages); one in 20 slow, one in 20 failing —
 //! on SQLite and PostgreSQL, 1 vs 3 daemons on PostgreSQL, and, in the same run over the same
 //! sources, a Python reference (feedparser for feeds, the standard library's HTMLParser for pages)
-//! with a thread pool of the same size as marsad's concurrency. Prints a table.
+//! with a thread pool of the same size as marsad's concurrency. Prints a table; its CPU % column
+//! is how busy the whole machine was (all cores, loopback server and database included), which
+//! tells a run limited by the machine from one limited by waiting.
 //!
 //! The text is generated (a fixed-seed generator over a 4,000-word vocabulary): unrelated
 //! articles share few word pairs, every 10th item is a near-duplicate shared by 5 sources, one
@@ -391,6 +393,34 @@ struct Row_ {
     articles: i64,
     rss_kb: u64,
     db_mb: f64,
+    /// How busy the whole machine was meanwhile, in % of all its cores (server and database too).
+    cpu_pct: f64,
+}
+
+/// The machine's (busy, total) CPU time so far, in clock ticks, from /proc/stat.
+fn cpu_ticks() -> (u64, u64) {
+    let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+    let ticks: Vec<u64> = stat
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|t| t.parse().ok())
+        .collect();
+    let total: u64 = ticks.iter().take(8).sum();
+    // idle and iowait are the 4th and 5th fields
+    let idle = ticks.get(3).copied().unwrap_or(0) + ticks.get(4).copied().unwrap_or(0);
+    (total - idle, total)
+}
+
+fn busy_pct(before: (u64, u64), after: (u64, u64)) -> f64 {
+    let (busy, total) = (after.0 - before.0, after.1 - before.1);
+    if total == 0 {
+        f64::NAN
+    } else {
+        busy as f64 * 100.0 / total as f64
+    }
 }
 
 async fn marsad_run(base: &str, n: usize, pg: bool, daemons: usize) -> Row_ {
@@ -407,6 +437,7 @@ async fn marsad_run(base: &str, n: usize, pg: bool, daemons: usize) -> Row_ {
         .await
         .expect("status");
     assert!(status.success());
+    let cpu_before = cpu_ticks();
     let (secs, rss_kb) = if daemons == 0 {
         run_until(vec![marsad(&config, &["fetch"])], async || false).await
     } else {
@@ -419,6 +450,7 @@ async fn marsad_run(base: &str, n: usize, pg: bool, daemons: usize) -> Row_ {
         })
         .await
     };
+    let cpu_pct = busy_pct(cpu_before, cpu_ticks());
     let articles = store.scalar("SELECT COUNT(*) FROM articles").await;
     let fetched = store
         .scalar("SELECT COUNT(DISTINCT source) FROM fetches")
@@ -438,6 +470,7 @@ async fn marsad_run(base: &str, n: usize, pg: bool, daemons: usize) -> Row_ {
         articles,
         rss_kb,
         db_mb,
+        cpu_pct,
     }
 }
 
@@ -452,6 +485,7 @@ async fn feedparser_run(base: &str, n: usize) -> Row_ {
         .collect();
     std::fs::write(&urls, list).expect("urls");
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/benches/feedparser_ref.py");
+    let cpu_before = cpu_ticks();
     let out = tokio::process::Command::new("python3")
         .arg(script)
         .arg(&urls)
@@ -459,6 +493,7 @@ async fn feedparser_run(base: &str, n: usize) -> Row_ {
         .output()
         .await
         .expect("python3 (pip install feedparser)");
+    let cpu_pct = busy_pct(cpu_before, cpu_ticks());
     assert!(
         out.status.success(),
         "feedparser reference failed (pip install feedparser): {}",
@@ -472,6 +507,7 @@ async fn feedparser_run(base: &str, n: usize) -> Row_ {
         articles: v["entries"].as_i64().unwrap_or(0),
         rss_kb: v["peak_rss_kb"].as_u64().unwrap_or(0),
         db_mb: 0.0,
+        cpu_pct,
     }
 }
 
@@ -509,8 +545,8 @@ fn main() {
             std::future::pending::<()>().await;
         }
         println!(
-            "{:<34} {:>6} {:>8} {:>10} {:>10} {:>10} {:>9} {:>8}",
-            "run", "N", "secs", "sources/s", "items", "items/s", "peak MiB", "DB MB"
+            "{:<34} {:>6} {:>8} {:>10} {:>10} {:>10} {:>9} {:>8} {:>6}",
+            "run", "N", "secs", "sources/s", "items", "items/s", "peak MiB", "DB MB", "CPU %"
         );
         for n in [100, 1_000, 10_000].into_iter().filter(|n| *n <= max_n) {
             let server = StaticServer::start(routes(n)).await.expect("server");
@@ -519,7 +555,7 @@ fn main() {
             // stopped part-way still reports what it finished.
             let print = |r: Row_| {
                 println!(
-                    "{:<34} {:>6} {:>8.2} {:>10.0} {:>10} {:>10.0} {:>9.1} {:>8.1}",
+                    "{:<34} {:>6} {:>8.2} {:>10.0} {:>10} {:>10.0} {:>9.1} {:>8.1} {:>6.0}",
                     r.what,
                     r.n,
                     r.secs,
@@ -527,7 +563,8 @@ fn main() {
                     r.articles,
                     r.articles as f64 / r.secs,
                     r.rss_kb as f64 / 1024.0,
-                    r.db_mb
+                    r.db_mb,
+                    r.cpu_pct
                 );
             };
             if reference {

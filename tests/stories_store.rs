@@ -178,6 +178,7 @@ async fn the_store_joins_the_same_stories_as_the_in_memory_index() {
     let params = StoryParams {
         window: Duration::from_secs(WINDOW_SECS as u64),
         threshold: dedupe::DEFAULT_THRESHOLD,
+        ..StoryParams::default()
     };
     let (db, _pg, _dir) = open_store().await;
     let mut index = StoryIndex::new(params);

@@ -45,10 +45,18 @@ pub const DEFAULT_WINDOW: std::time::Duration = std::time::Duration::from_secs(3
 /// it if unrelated stories get joined.
 pub const DEFAULT_THRESHOLD: f64 = 0.42;
 
+/// Default `[stories] window_articles`: the most articles the window holds, newest kept. The
+/// in-memory index costs about 2.4 KB per article, so this bounds it near 120 MB whatever the
+/// number of sources; at 10,000 busy sources it shortens the effective window to the last
+/// several hours, where most copies of a story appear.
+pub const DEFAULT_WINDOW_ARTICLES: usize = 50_000;
+
 /// How stories are formed; `[stories]` in marsad.toml.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct StoryParams {
     pub window: std::time::Duration,
+    /// At most this many of the window's newest articles are looked at.
+    pub window_articles: usize,
     pub threshold: f64,
 }
 
@@ -56,6 +64,7 @@ impl Default for StoryParams {
     fn default() -> Self {
         StoryParams {
             window: DEFAULT_WINDOW,
+            window_articles: DEFAULT_WINDOW_ARTICLES,
             threshold: DEFAULT_THRESHOLD,
         }
     }
@@ -320,6 +329,9 @@ impl StoryIndex {
             sig,
             next,
         });
+        while self.entries.len() > self.params.window_articles.max(1) {
+            self.pop_oldest();
+        }
     }
 
     /// Renames stories among the `count` newest entries: `rename` gives an entry's story its
@@ -335,10 +347,18 @@ impl StoryIndex {
     /// Drops articles seen before `before`. A band key whose newest entry is the one dropped
     /// leaves the map; chains through it end there by sequence number.
     pub fn evict_before(&mut self, before: i64) {
-        while let Some(front) = self.entries.front() {
-            if front.time >= before {
-                break;
-            }
+        while self
+            .entries
+            .front()
+            .is_some_and(|front| front.time < before)
+        {
+            self.pop_oldest();
+        }
+    }
+
+    /// Drops the oldest article.
+    fn pop_oldest(&mut self) {
+        if let Some(front) = self.entries.front() {
             if front.sig.shingles >= MIN_SHINGLES {
                 // Every window entry with a key is in its chain, and the newest is evicted last:
                 // the count is exact and reaches zero when the head itself leaves.
@@ -403,12 +423,40 @@ mod tests {
         let params = StoryParams {
             window: std::time::Duration::from_secs(100),
             threshold: DEFAULT_THRESHOLD,
+            ..StoryParams::default()
         };
         let mut index = StoryIndex::new(params);
         let first = index.insert(1, 0, signature("A", LONG));
         let later = index.insert(2, 500, signature("A", LONG));
         assert_ne!(later.story, first.story);
         assert_eq!(index.len(), 1);
+    }
+
+    #[test]
+    fn the_window_keeps_at_most_window_articles_newest_ones() {
+        let random = |seed: u64| Signature {
+            mins: std::array::from_fn(|i| mix(seed * 1000 + i as u64) as u32),
+            shingles: 100,
+        };
+        let mut index = StoryIndex::new(StoryParams {
+            window_articles: 3,
+            ..StoryParams::default()
+        });
+        let first = index.insert(1, 0, random(1));
+        // Three unrelated articles push the first out, though all are within the time window.
+        for n in 2..5 {
+            index.insert(n, n as i64, random(n));
+        }
+        assert_eq!(index.len(), 3);
+        let copy = index.insert(10, 10, random(1));
+        assert_eq!(copy.joined, None, "its original left the window");
+        assert_ne!(copy.story, first.story);
+        let copy_of_newest = index.insert(11, 11, random(4));
+        assert_eq!(copy_of_newest.joined.map(|(id, _)| id), Some(4));
+        assert_eq!(index.len(), 3);
+        // Keys of the articles gone are gone from the index too: only the window's are left.
+        assert!(index.heads.values().all(|&(_, count)| count <= 2));
+        assert!(index.heads.len() <= 3 * minhash::BANDS);
     }
 
     #[test]
@@ -421,6 +469,7 @@ mod tests {
         let params = StoryParams {
             window: std::time::Duration::from_secs(1000),
             threshold: DEFAULT_THRESHOLD,
+            ..StoryParams::default()
         };
         let mut index = StoryIndex::new(params);
         let first = index.insert(1, 0, base.clone());

@@ -757,6 +757,20 @@ fn read_stories(
             ));
         }
     }
+    if let Some(count) = stories.window_articles {
+        match usize::try_from(*count.get_ref()) {
+            Ok(n) if n >= 1 => out.window_articles = n,
+            _ => errors.push(src.error(
+                count.span().start,
+                format!(
+                    "window_articles = {} must be a positive number of articles (the newest \
+                     ones the story window keeps, about 2.4 KB of memory each); the default is {}",
+                    count.get_ref(),
+                    crate::dedupe::DEFAULT_WINDOW_ARTICLES
+                ),
+            )),
+        }
+    }
 }
 
 /// Parses a cron expression from the file, reporting a bad one at its value.

@@ -74,6 +74,7 @@ pub(crate) struct RawMail {
 #[serde(deny_unknown_fields, expecting = "a [stories] table")]
 pub(crate) struct RawStories {
     pub window: Option<Spanned<String>>,
+    pub window_articles: Option<Spanned<i64>>,
     pub threshold: Option<Spanned<f64>>,
 }
 

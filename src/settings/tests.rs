@@ -902,10 +902,11 @@ fn stories_settings_default_and_override() {
     assert_eq!(s.stories.threshold, crate::dedupe::DEFAULT_THRESHOLD);
     f.write(
         "marsad.toml",
-        "[stories]\nwindow = \"12h\"\nthreshold = 0.7\n",
+        "[stories]\nwindow = \"12h\"\nwindow_articles = 20000\nthreshold = 0.7\n",
     );
     let s = f.load().unwrap();
     assert_eq!(s.stories.window, Duration::from_secs(12 * 3600));
+    assert_eq!(s.stories.window_articles, 20_000);
     assert_eq!(s.stories.threshold, 0.7);
 }
 
@@ -919,15 +920,20 @@ fn bad_stories_settings_are_reported_at_their_values() {
     let errors = f.errors();
     assert_eq!(errors.len(), 1, "{errors:?}");
     assert!(
-        errors[0] == "marsad.toml:4:1: unknown key `method`, expected `window` or `threshold`",
+        errors[0]
+            == "marsad.toml:4:1: unknown key `method`, expected one of `window`, `window_articles`, `threshold`",
         "{errors:?}"
     );
     f.write(
         "marsad.toml",
-        "[stories]\nwindow = \"three days\"\nthreshold = 1.5\n",
+        "[stories]\nwindow = \"three days\"\nthreshold = 1.5\nwindow_articles = 0\n",
     );
     let errors = f.errors();
-    assert_eq!(errors.len(), 2, "{errors:?}");
+    assert_eq!(errors.len(), 3, "{errors:?}");
     assert!(errors[0].starts_with("marsad.toml:2:10: invalid duration \"three days\""));
     assert!(errors[1].starts_with("marsad.toml:3:13: threshold 1.5 must be above 0"));
+    assert!(
+        errors[2].starts_with("marsad.toml:4:19: window_articles = 0 must be a positive number"),
+        "{errors:?}"
+    );
 }

@@ -74,9 +74,10 @@ pub(crate) struct StoryCacheGuard {
 impl StoryCacheGuard {
     pub(crate) async fn acquire(db: &Db, params: &crate::dedupe::StoryParams) -> StoryCacheGuard {
         let key = format!(
-            "{}|{}|{}",
+            "{}|{}|{}|{}",
             db.identity(),
             params.window.as_secs(),
+            params.window_articles,
             params.threshold
         );
         let slot = {
@@ -209,14 +210,18 @@ macro_rules! sync_story_cache {
             .try_get("last")
             .context("decoding the story sequence")?;
         let since = $fetched - chrono::Duration::from_std($params.window).unwrap_or(chrono::Duration::MAX);
+        // Newest first, at most what the window keeps (so loading it never holds more), then
+        // replayed oldest first.
+        let keep = i64::try_from($params.window_articles).unwrap_or(i64::MAX);
         let rows = if !$cache.is_loaded() {
             $cache.reset();
             Some(
                 sqlx::query(
                     "SELECT s.seq, s.article, s.signature, s.fetched, a.story FROM article_signatures s \
-                     JOIN articles a ON a.id = s.article WHERE s.fetched >= $1 ORDER BY s.seq",
+                     JOIN articles a ON a.id = s.article WHERE s.fetched >= $1 ORDER BY s.seq DESC LIMIT $2",
                 )
                 .bind(since)
+                .bind(keep)
                 .fetch_all(&mut *$tx)
                 .await
                 .context("loading the story window")?,
@@ -225,10 +230,12 @@ macro_rules! sync_story_cache {
             Some(
                 sqlx::query(
                     "SELECT s.seq, s.article, s.signature, s.fetched, a.story FROM article_signatures s \
-                     JOIN articles a ON a.id = s.article WHERE s.seq > $1 AND s.fetched >= $2 ORDER BY s.seq",
+                     JOIN articles a ON a.id = s.article WHERE s.seq > $1 AND s.fetched >= $2 \
+                     ORDER BY s.seq DESC LIMIT $3",
                 )
                 .bind($cache.last_seq())
                 .bind(since)
+                .bind(keep)
                 .fetch_all(&mut *$tx)
                 .await
                 .context("reading other writers' signatures")?,
@@ -236,7 +243,7 @@ macro_rules! sync_story_cache {
         } else {
             None
         };
-        for row in rows.unwrap_or_default() {
+        for row in rows.unwrap_or_default().iter().rev() {
             let blob: Vec<u8> = row.try_get("signature").context("decoding a signature")?;
             let sig = $crate::dedupe::Signature::from_bytes(&blob).ok_or(StoreError::Corrupt {
                 context: "decoding a signature",
