@@ -380,3 +380,61 @@ async fn a_writer_joins_a_story_another_writer_started() {
     a.close().await;
     b.close().await;
 }
+
+/// A PostgreSQL server whose autovacuum is off (as here) keeps no statistics for tables that grew
+/// from empty, and its planner then scans where an index would do. The store analyses the tables
+/// itself as they grow: after a thousand new articles the planner knows how many there are.
+/// Always on PostgreSQL, whichever backend the rest of the suite runs on.
+#[tokio::test]
+async fn a_growing_postgres_store_keeps_its_table_statistics() {
+    let pg = common::PgDatabase::create().await;
+    let db = Db::open_postgres(&pg.url).await.expect("open PostgreSQL");
+    let admin = sqlx::PgPool::connect(&pg.url).await.expect("connect");
+    let analysed = async || -> (Option<DateTime<Utc>>, Option<DateTime<Utc>>, f32) {
+        sqlx::query_as(
+            "SELECT s.last_analyze, s.last_autoanalyze, c.reltuples FROM pg_stat_user_tables s \
+             JOIN pg_class c ON c.oid = s.relid WHERE s.relname = 'articles'",
+        )
+        .fetch_one(&admin)
+        .await
+        .expect("read statistics")
+    };
+    let t0 = Utc.with_ymd_and_hms(2026, 3, 1, 8, 0, 0).unwrap();
+    let params = StoryParams::default();
+    for r in 0..3 {
+        let batch: Vec<Generated> = (0..400)
+            .map(|k| Generated {
+                title: format!("report {r} {k}"),
+                body: format!("distinct body number {r} {k} of the growth test"),
+            })
+            .collect();
+        let fetched = t0 + chrono::Duration::seconds(r);
+        let stored = db
+            .commit_refresh_with(refresh(r as usize * 400, fetched, &batch), &params)
+            .await
+            .expect("commit a refresh");
+        assert_eq!(stored.new.len(), 400);
+        if r == 1 {
+            let (manual, _, _) = analysed().await;
+            assert_eq!(manual, None, "not analysed before 1,000 articles");
+        }
+    }
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let (manual, auto, rows) = analysed().await;
+        if manual.is_some() || auto.is_some() {
+            assert!(
+                rows >= 1_000.0,
+                "statistics count {rows} articles of the 1,200 stored"
+            );
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the articles table was not analysed within 20 s of storing 1,200 articles"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    admin.close().await;
+    db.close().await;
+}
