@@ -11,7 +11,8 @@
 //! item in 10 matches the watchlist.
 //!
 //! `cargo bench --bench scale`; `MARSAD_BENCH_MAX_N=1000` caps N for quick runs (default 10000),
-//! `MARSAD_BENCH_SQLITE_ONLY=1` leaves PostgreSQL out, `MARSAD_BENCH_NO_REFERENCE=1` the Python run;
+//! `MARSAD_BENCH_N=3000,5000` measures other sizes, `MARSAD_BENCH_SQLITE_ONLY=1` leaves PostgreSQL
+//! out, `MARSAD_BENCH_NO_REFERENCE=1` the Python run;
 //! `MARSAD_TEST_PG` names the PostgreSQL server (default postgres://postgres@127.0.0.1:5432/test).
 //! Needs python3 with feedparser (`pip install feedparser`). Loopback only.
 
@@ -548,7 +549,19 @@ fn main() {
             "{:<34} {:>6} {:>8} {:>10} {:>10} {:>10} {:>9} {:>8} {:>6}",
             "run", "N", "secs", "sources/s", "items", "items/s", "peak MiB", "DB MB", "CPU %"
         );
-        for n in [100, 1_000, 10_000].into_iter().filter(|n| *n <= max_n) {
+        // MARSAD_BENCH_N=3000,5000 measures other sizes (to see where memory levels off).
+        let sizes: Vec<usize> = match std::env::var("MARSAD_BENCH_N") {
+            Ok(list) => list
+                .split(',')
+                .map(|n| {
+                    n.trim()
+                        .parse()
+                        .expect("MARSAD_BENCH_N: numbers, comma-separated")
+                })
+                .collect(),
+            Err(_) => vec![100, 1_000, 10_000],
+        };
+        for n in sizes.into_iter().filter(|n| *n <= max_n) {
             let server = StaticServer::start(routes(n)).await.expect("server");
             let base = server.base_url();
             // Each row is printed as soon as it is measured: a long N = 10,000 run that is

@@ -46,10 +46,11 @@ pub const DEFAULT_WINDOW: std::time::Duration = std::time::Duration::from_secs(3
 pub const DEFAULT_THRESHOLD: f64 = 0.42;
 
 /// Default `[stories] window_articles`: the most articles the window holds, newest kept. The
-/// in-memory index costs about 2.4 KB per article, so this bounds it near 120 MB whatever the
-/// number of sources; at 10,000 busy sources it shortens the effective window to the last
-/// several hours, where most copies of a story appear.
-pub const DEFAULT_WINDOW_ARTICLES: usize = 50_000;
+/// in-memory index costs 4-5 KB per article at its largest (its band-key table doubles as keys
+/// come and go), so this bounds it near 130 MB whatever the number of sources (measured: a
+/// 10,000-source refresh peaks at 205 MiB in all, 333 MiB with 50,000). At 10,000 busy sources
+/// it shortens the effective window to the last hours, where most copies of a story appear.
+pub const DEFAULT_WINDOW_ARTICLES: usize = 30_000;
 
 /// How stories are formed; `[stories]` in marsad.toml.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -192,12 +193,33 @@ struct Entry {
     time: i64,
     story: u64,
     sig: Signature,
-    /// Per band, the sequence number of the next older entry with the same band key
-    /// (`u64::MAX` at the end of the chain).
-    next: [u64; minhash::BANDS],
+    /// Per band, how many entries back the next older entry with the same band key is (0 at
+    /// the end of the chain): 4 bytes where a sequence number takes 8, 256 bytes per article.
+    back: [u32; minhash::BANDS],
 }
 
-const END: u64 = u64::MAX;
+/// A band key's newest entry (its sequence number, in the low [`SEQ_BITS`] bits) and how many
+/// window entries have the key (the high bits, saturating): one word per key keeps the map at
+/// 16 bytes a slot instead of 24, the larger part of the window's memory. 2^40 sequence numbers
+/// outlast any process; a count saturates only past 16 million articles sharing one key.
+#[derive(Clone, Copy)]
+struct Head(u64);
+
+const SEQ_BITS: u32 = 40;
+const SEQ_MASK: u64 = (1 << SEQ_BITS) - 1;
+const COUNT_MAX: u64 = (1 << (64 - SEQ_BITS)) - 1;
+
+impl Head {
+    fn new(seq: u64, count: u64) -> Head {
+        Head((seq & SEQ_MASK) | (count.min(COUNT_MAX) << SEQ_BITS))
+    }
+    fn seq(self) -> u64 {
+        self.0 & SEQ_MASK
+    }
+    fn count(self) -> u64 {
+        self.0 >> SEQ_BITS
+    }
+}
 
 /// A band key shared by more window articles than this is not looked at: such a bucket holds
 /// frequent shingles (stock phrases, "of the") that unrelated articles share, so it costs time
@@ -239,7 +261,7 @@ pub struct StoryIndex {
     /// Sequence number of the window's first entry (entries ever inserted before it).
     offset: u64,
     /// Per band key: the newest entry having it and how many window entries have it.
-    heads: KeyMap<(u64, u32)>,
+    heads: KeyMap<Head>,
 }
 
 impl StoryIndex {
@@ -290,13 +312,16 @@ impl StoryIndex {
         let mut seen: Vec<u64> = Vec::new();
         for (band, key) in keys.iter().enumerate() {
             let mut seq = match self.heads.get(key) {
-                Some(&(head, count)) if count <= MAX_BUCKET => head,
+                Some(head) if head.count() <= u64::from(MAX_BUCKET) => head.seq(),
                 _ => continue,
             };
-            // A chain ends at END or at an entry already evicted.
-            while seq != END && seq >= self.offset {
+            // A chain ends where it says so or at an entry already evicted.
+            while seq >= self.offset {
                 seen.push(seq);
-                seq = self.entries[(seq - self.offset) as usize].next[band];
+                match self.entries[(seq - self.offset) as usize].back[band] {
+                    0 => break,
+                    back => seq -= u64::from(back),
+                }
             }
         }
         seen.sort_unstable();
@@ -313,12 +338,19 @@ impl StoryIndex {
     /// Adds article `id` of story `story` to the window (after the articles already in it).
     pub fn push(&mut self, id: u64, time: i64, story: u64, sig: Signature) {
         let seq = self.offset + self.entries.len() as u64;
-        let mut next = [END; minhash::BANDS];
+        let mut back = [0; minhash::BANDS];
         if sig.shingles >= MIN_SHINGLES {
             for (band, key) in sig.band_keys().iter().enumerate() {
-                let head = self.heads.entry(*key).or_insert((END, 0));
-                next[band] = head.0;
-                *head = (seq, head.1 + 1);
+                let count = match self.heads.get(key) {
+                    Some(head) => {
+                        // An older entry too far back to say in 4 bytes ends the chain (never
+                        // in practice: that is 4 billion articles ago).
+                        back[band] = u32::try_from(seq - head.seq()).unwrap_or(0);
+                        head.count()
+                    }
+                    None => 0,
+                };
+                self.heads.insert(*key, Head::new(seq, count + 1));
             }
         }
         self.next_story = self.next_story.max(story.saturating_add(1));
@@ -327,7 +359,7 @@ impl StoryIndex {
             time,
             story,
             sig,
-            next,
+            back,
         });
         while self.entries.len() > self.params.window_articles.max(1) {
             self.pop_oldest();
@@ -364,9 +396,10 @@ impl StoryIndex {
                 // the count is exact and reaches zero when the head itself leaves.
                 for key in front.sig.band_keys() {
                     if let Some(head) = self.heads.get_mut(&key) {
-                        head.1 = head.1.saturating_sub(1);
-                        if head.0 == self.offset {
+                        if head.seq() == self.offset & SEQ_MASK {
                             self.heads.remove(&key);
+                        } else {
+                            *head = Head::new(head.seq(), head.count().saturating_sub(1));
                         }
                     }
                 }
@@ -455,7 +488,7 @@ mod tests {
         assert_eq!(copy_of_newest.joined.map(|(id, _)| id), Some(4));
         assert_eq!(index.len(), 3);
         // Keys of the articles gone are gone from the index too: only the window's are left.
-        assert!(index.heads.values().all(|&(_, count)| count <= 2));
+        assert!(index.heads.values().all(|head| head.count() <= 2));
         assert!(index.heads.len() <= 3 * minhash::BANDS);
     }
 
@@ -492,7 +525,7 @@ mod tests {
         let later = index.insert(2000, 1400, base.clone());
         assert_eq!(index.len(), 2);
         assert_eq!(later.joined.map(|(id, _)| id), Some(1000));
-        assert!(index.heads.values().all(|&(_, count)| count <= 2));
+        assert!(index.heads.values().all(|head| head.count() <= 2));
     }
 
     #[test]

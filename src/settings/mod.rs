@@ -764,7 +764,7 @@ fn read_stories(
                 count.span().start,
                 format!(
                     "window_articles = {} must be a positive number of articles (the newest \
-                     ones the story window keeps, about 2.4 KB of memory each); the default is {}",
+                     ones the story window keeps, 4-5 KB of memory each); the default is {}",
                     count.get_ref(),
                     crate::dedupe::DEFAULT_WINDOW_ARTICLES
                 ),
