@@ -123,7 +123,9 @@ fn gzip(data: &str) -> Vec<u8> {
 async fn sitemap_index_with_gzip_news_sitemap_yields_only_recent_articles() {
     let now = Utc::now();
     let recent = (now - Days::hours(3)).to_rfc3339();
-    let yesterday = (now - Days::hours(30)).format("%Y-%m-%d").to_string();
+    // A date without a time counts from its midnight: the date 12 hours ago is 12 to 36 hours
+    // old whatever the time of day (30 hours ago was over two days old before 06:00 UTC).
+    let yesterday = (now - Days::hours(12)).format("%Y-%m-%d").to_string();
     let old = (now - Days::days(10)).to_rfc3339();
     let news = format!(
         r#"<?xml version="1.0" encoding="UTF-8"?>
