@@ -1107,7 +1107,9 @@ async fn status(config: &Path, as_json: bool) -> Result<ExitCode> {
         Ok(settings) => settings,
         Err(errors) => {
             let storage = settings::load_storage(config).map_err(|_| errors.clone())?;
-            let db = Db::open(&storage).await?;
+            let db = Db::open(&storage)
+                .await
+                .map_err(|e| store_failure(&storage, e))?;
             let mut out = std::io::stdout().lock();
             print_config_errors(&mut out, as_json, &errors)?;
             print_daemon_states(&mut out, as_json, &db).await?;

@@ -328,3 +328,64 @@ async fn opml_import_appends_new_feeds_and_export_round_trips() {
     assert!(sources.contains("id = \"science-tech-daily\""), "{sources}");
     assert!(sources.contains("id = \"akhbar-example-rss\""), "{sources}");
 }
+
+/// A PostgreSQL server that is down, or a database that does not exist, is reported at once with
+/// its cause and what to do, not after the connection pool's 30-second wait as "pool timed out".
+/// Always on PostgreSQL, whichever backend the rest of the suite runs on.
+#[tokio::test]
+async fn an_unreachable_or_missing_postgres_database_is_reported_with_its_cause() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let config = write_config(
+        dir.path(),
+        &demo_sources("http://127.0.0.1:9"),
+        OUTBOX_MAIL,
+        "",
+    );
+    let closed = free_port();
+    set_storage_url(
+        &config,
+        &format!("postgres://postgres@127.0.0.1:{closed}/test"),
+    );
+    let started = std::time::Instant::now();
+    let out = run_marsad(&config, &["status"]).await;
+    let waited = started.elapsed();
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(
+        err.contains(&format!("127.0.0.1:{closed}")) && err.contains("refused"),
+        "{err}"
+    );
+    assert!(
+        waited < std::time::Duration::from_secs(10),
+        "a refused connection took {waited:?} to report"
+    );
+    assert!(!err.contains("pool timed out"), "{err}");
+
+    let admin = pg_admin_url();
+    let missing = admin
+        .rsplit_once('/')
+        .map(|(server, _)| format!("{server}/marsad_no_such_database"))
+        .expect("a database URL");
+    let text = std::fs::read_to_string(&config).expect("read");
+    let text = text.replace(
+        &format!("postgres://postgres@127.0.0.1:{closed}/test"),
+        &missing,
+    );
+    std::fs::write(&config, text).expect("write");
+    let out = run_marsad(&config, &["status"]).await;
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(
+        err.contains("marsad_no_such_database") && err.contains("does not exist"),
+        "{err}"
+    );
+    assert!(
+        err.contains("createdb"),
+        "the advice says how to fix it: {err}"
+    );
+    assert_eq!(
+        err.matches("does not exist").count(),
+        1,
+        "the cause once, not repeated by the error chain: {err}"
+    );
+}

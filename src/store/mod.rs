@@ -90,6 +90,9 @@ pub enum StoreError {
     },
 }
 
+/// How long opening a PostgreSQL database waits for the server before giving up.
+pub const PG_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
 impl Db {
     /// This process's write gate for this database: held by whoever writes a refresh batch
     /// (`Db::group_commit`). SQLite has one writer at a time; without the gate the pool's
@@ -266,7 +269,8 @@ impl Db {
         Ok(Db::Sqlite(pool))
     }
 
-    /// Connects to and migrates a PostgreSQL database.
+    /// Connects to and migrates a PostgreSQL database. Fails within [`PG_CONNECT_TIMEOUT`],
+    /// with the server's or the network's own error, when it cannot connect.
     pub async fn open_postgres(url: &str) -> Result<Db, StoreError> {
         let target = redact_url(url);
         let options = sqlx::postgres::PgConnectOptions::from_str(url)
@@ -279,6 +283,37 @@ impl Db {
             // the tables were nearly empty (a sequential scan): the URL lookups of a 10,000-source
             // refresh then took 100-200 ms each instead of well under one.
             .options([("plan_cache_mode", "force_custom_plan")]);
+        // One connection first, so a server that is down, a wrong password or a missing
+        // database is reported at once with its cause; the pool would retry for its whole
+        // acquire timeout and then say only "pool timed out".
+        {
+            use sqlx::{ConnectOptions, Connection};
+            let probe = tokio::time::timeout(PG_CONNECT_TIMEOUT, options.connect()).await;
+            match probe {
+                Ok(Ok(conn)) => {
+                    let _ = conn.close().await;
+                }
+                Ok(Err(source)) => {
+                    return Err(StoreError::Connect {
+                        target: target.clone(),
+                        source,
+                    });
+                }
+                Err(_) => {
+                    return Err(StoreError::Connect {
+                        target: target.clone(),
+                        source: sqlx::Error::Io(std::io::Error::new(
+                            std::io::ErrorKind::TimedOut,
+                            format!(
+                                "no answer within {} s; check that the server runs and that \
+                                 nothing between here and it drops the connection",
+                                PG_CONNECT_TIMEOUT.as_secs()
+                            ),
+                        )),
+                    });
+                }
+            }
+        }
         let pool = PgPoolOptions::new()
             .max_connections(8)
             .acquire_timeout(Duration::from_secs(30))
@@ -390,6 +425,15 @@ fn advice(e: &sqlx::Error) -> Option<&'static str> {
             "the database is read-only (default_transaction_read_only is on, or the server is a \
              standby): make it writable (ALTER DATABASE … RESET default_transaction_read_only) \
              or point [storage].url at the primary, then run marsad again",
+        ),
+        "3D000" => Some(
+            "the database named in [storage].url is not on that server: create it \
+             (`createdb NAME`, owned by the user in the URL) or correct the name; marsad \
+             creates its tables itself",
+        ),
+        "28P01" | "28000" => Some(
+            "the server refused the user or password in [storage].url: correct them, or allow \
+             this user from this host in the server's pg_hba.conf",
         ),
         _ => None,
     }
