@@ -37,8 +37,8 @@ pub enum DaemonError {
 /// How long after a digest's fire time the daemon records it.
 const RECORD_GRACE: chrono::Duration = chrono::Duration::seconds(2);
 
-/// How often the daemon re-reads when all its sources are due, to notice what other daemons (or
-/// a `marsad fetch` by hand) changed in between.
+/// How often the daemon re-reads from the database when each of its sources is due, to notice
+/// what other daemons (or a `marsad fetch` by hand) changed in between.
 const RESYNC: chrono::Duration = chrono::Duration::seconds(60);
 
 /// This daemon's view of when each of its sources can next be leased, ordered by that time.

@@ -46,9 +46,9 @@ pub struct SourceDue {
 }
 
 impl SourceDue {
-    /// The earliest instant at or after `now` the lease statement could take it: the lease's
-    /// expiry while a lease is live, else its `next_run` (`now` if it never ran or is overdue
-    /// — overdue ones keep their time, so the most overdue are taken first).
+    /// When the lease statement can take it: while a lease is live, the lease's expiry (or its
+    /// `next_run`, if later); else its `next_run`, or `now` if it never ran. An overdue
+    /// `next_run` is kept as it is, so the most overdue sources are taken first.
     pub fn due(&self, now: DateTime<Utc>) -> DateTime<Utc> {
         match self.lease_until {
             Some(until) if until > now => until.max(self.next_run.unwrap_or(until)),
