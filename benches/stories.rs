@@ -405,7 +405,7 @@ async fn store_run(backend: Backend, count: usize, window: u64) {
     // Where the store put each article: the article it joined, as an index id.
     let mut differ = 0usize;
     let rows = match &db {
-        Db::Sqlite(pool) => sqlx::query("SELECT id, story_via FROM articles ORDER BY id")
+        Db::Sqlite(pool, _) => sqlx::query("SELECT id, story_via FROM articles ORDER BY id")
             .fetch_all(pool)
             .await
             .expect("read placements")
@@ -458,7 +458,7 @@ async fn store_run(backend: Backend, count: usize, window: u64) {
 async fn story_tables_kib(db: &marsad::store::Db) -> u64 {
     use sqlx::Row;
     match db {
-        marsad::store::Db::Sqlite(pool) => {
+        marsad::store::Db::Sqlite(pool, _) => {
             // Without the dbstat table: pages in use of the whole file (articles included).
             let pages: i64 = sqlx::query("SELECT (SELECT page_count FROM pragma_page_count()) - (SELECT freelist_count FROM pragma_freelist_count())")
                 .fetch_one(pool)

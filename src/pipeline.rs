@@ -917,11 +917,24 @@ pub async fn refresh_all_with(
         .collect();
     let mut reports: Vec<(usize, SourceResult)> =
         futures_util::stream::iter(unique.into_iter().enumerate())
-            .map(|(i, source)| async move {
-                let report = refresh(ctx, source, cancel)
-                    .await
-                    .map_err(|e| (source.id.clone(), e));
-                (i, report)
+            .map(|(i, source)| {
+                // Each refresh is a task of its own, so that the parsing, extraction and
+                // matching of concurrent refreshes use every core (polled together in this
+                // stream they shared one thread). Dropping this future aborts the task.
+                let (ctx, task_source, cancel) = (ctx.clone(), source.clone(), cancel.clone());
+                let task = tokio_util::task::AbortOnDropHandle::new(tokio::spawn(async move {
+                    refresh(&ctx, &task_source, &cancel).await
+                }));
+                async move {
+                    let report = match task.await {
+                        Ok(report) => report,
+                        Err(e) => Err(StoreError::Corrupt {
+                            context: "refreshing a source",
+                            message: format!("the refresh stopped unexpectedly: {e}"),
+                        }),
+                    };
+                    (i, report.map_err(|e| (source.id.clone(), e)))
+                }
             })
             .buffer_unordered(ctx.settings.http.concurrency.max(1))
             .inspect(|(_, r)| {

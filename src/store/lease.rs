@@ -84,7 +84,7 @@ impl Db {
                 .iter()
                 .map(|r| r.try_get::<String, _>("id"))
                 .collect::<Result<Vec<_>, _>>(),
-            Db::Sqlite(pool) => sqlx::query(LEASE_SQLITE)
+            Db::Sqlite(pool, _) => sqlx::query(LEASE_SQLITE)
                 .bind(owner)
                 .bind(until)
                 .bind(json_ids(ids)?)
@@ -160,14 +160,14 @@ impl Db {
             (Db::Pg(pool), Some(ids)) => {
                 decode!(sqlx::query(DUE_OF_PG).bind(ids).fetch_all(pool).await)
             }
-            (Db::Sqlite(pool), Some(ids)) => decode!(
+            (Db::Sqlite(pool, _), Some(ids)) => decode!(
                 sqlx::query(DUE_OF_SQLITE)
                     .bind(json_ids(ids)?)
                     .fetch_all(pool)
                     .await
             ),
             (Db::Pg(pool), None) => decode!(sqlx::query(DUE_ALL).fetch_all(pool).await),
-            (Db::Sqlite(pool), None) => decode!(sqlx::query(DUE_ALL).fetch_all(pool).await),
+            (Db::Sqlite(pool, _), None) => decode!(sqlx::query(DUE_ALL).fetch_all(pool).await),
         }
     }
 

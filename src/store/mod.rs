@@ -34,15 +34,31 @@ pub use watchlist_state::DaemonState;
 /// A database connection pool for either backend.
 #[derive(Clone, Debug)]
 pub enum Db {
-    Sqlite(SqlitePool),
+    /// Reads and the occasional small write share the first pool; refreshes are stored through
+    /// the [`SqliteWriter`].
+    Sqlite(SqlitePool, SqliteWriter),
     Pg(PgPool),
 }
+
+/// The one connection this process stores refreshes through (SQLite). Refreshes are written one
+/// batch at a time anyway (one writer per database file); with a connection of their own they
+/// no longer wait for one of the pool's, which 32 concurrent refreshes keep busy with lookups:
+/// that wait was a tenth of the write path's time.
+#[derive(Clone, Debug)]
+pub struct SqliteWriter(SqlitePool);
 
 /// Expands `$body` once for each backend with `$pool` bound to that backend's pool.
 macro_rules! with_db {
     ($db:expr, $pool:ident => $body:expr) => {
         match $db {
-            $crate::store::Db::Sqlite($pool) => $body,
+            $crate::store::Db::Sqlite($pool, _) => $body,
+            $crate::store::Db::Pg($pool) => $body,
+        }
+    };
+    // `$pool` is the connection refreshes are stored through (SQLite: the writer's).
+    (@write $db:expr, $pool:ident => $body:expr) => {
+        match $db {
+            $crate::store::Db::Sqlite(_, $crate::store::SqliteWriter($pool)) => $body,
             $crate::store::Db::Pg($pool) => $body,
         }
     };
@@ -256,7 +272,7 @@ impl Db {
             .foreign_keys(true);
         let pool = SqlitePoolOptions::new()
             .max_connections(4)
-            .connect_with(options)
+            .connect_with(options.clone())
             .await
             .map_err(|source| StoreError::Connect {
                 target: target.clone(),
@@ -265,8 +281,19 @@ impl Db {
         sqlx::migrate!("migrations/sqlite")
             .run(&pool)
             .await
-            .map_err(|source| StoreError::Migrate { target, source })?;
-        Ok(Db::Sqlite(pool))
+            .map_err(|source| StoreError::Migrate {
+                target: target.clone(),
+                source,
+            })?;
+        let writer = SqlitePoolOptions::new()
+            .max_connections(1)
+            // A local file's connection does not go stale; the check would be one more round
+            // trip per batch.
+            .test_before_acquire(false)
+            .connect_with(options)
+            .await
+            .map_err(|source| StoreError::Connect { target, source })?;
+        Ok(Db::Sqlite(pool, SqliteWriter(writer)))
     }
 
     /// Connects to and migrates a PostgreSQL database. Fails within [`PG_CONNECT_TIMEOUT`],
@@ -339,6 +366,9 @@ impl Db {
     }
 
     pub async fn close(&self) {
+        if let Db::Sqlite(_, SqliteWriter(writer)) = self {
+            writer.close().await;
+        }
         with_db!(self, pool => pool.close().await)
     }
 }

@@ -22,12 +22,20 @@ fn padded_width(n: usize) -> usize {
     n.next_power_of_two().clamp(4, LOOKUP_CHUNK)
 }
 
-/// Rows of a multi-row `VALUES`: `($first, …), (…)`, `cols` placeholders each.
-fn values_placeholders(rows: usize, cols: usize) -> String {
+/// Rows of a multi-row `VALUES`: `($first, …), (…)`, `cols` placeholders each; on SQLite
+/// anonymous `?`s, which it binds in order without looking each one up by name (a lookup that
+/// grows with the number of placeholders, so binding a big statement took quadratic time).
+fn values_placeholders(rows: usize, cols: usize, sqlite: bool) -> String {
     (0..rows)
         .map(|r| {
             let cells: Vec<String> = (0..cols)
-                .map(|c| format!("${}", r * cols + c + 1))
+                .map(|c| {
+                    if sqlite {
+                        "?".to_string()
+                    } else {
+                        format!("${}", r * cols + c + 1)
+                    }
+                })
                 .collect();
             format!("({})", cells.join(", "))
         })
@@ -35,11 +43,38 @@ fn values_placeholders(rows: usize, cols: usize) -> String {
         .join(", ")
 }
 
-/// How many of the remaining rows the next multi-row statement takes: a power of two, so (as
-/// for `IN` lists) few statement shapes reach the cache.
-fn insert_chunk(remaining: usize) -> usize {
+/// How many of the remaining rows the next multi-row statement takes.
+///
+/// PostgreSQL: a power of two, so (as for `IN` lists) few statement shapes reach the cache.
+/// SQLite: all of them, up to [`WRITE_ROWS`], in a statement prepared for this one use (see
+/// [`insert_rows`]): each statement is a round trip to the connection's thread, and a batch's
+/// writes split into power-of-two pieces took three to five statements per table.
+fn insert_chunk(remaining: usize, sqlite: bool) -> usize {
+    if sqlite {
+        return remaining.min(WRITE_ROWS);
+    }
     let cap = remaining.min(INSERT_CHUNK);
     1 << (usize::BITS - 1 - cap.leading_zeros())
+}
+
+/// Rows per SQLite statement at most (× at most 9 columns, well below its 32,766 parameters),
+/// and rows story assignment hands [`insert_rows`] at a time.
+const WRITE_ROWS: usize = 1024;
+
+/// Which backend an executor of [`insert_rows`] talks to.
+trait Backend {
+    const SQLITE: bool;
+    fn is_sqlite(&self) -> bool {
+        Self::SQLITE
+    }
+}
+
+impl Backend for &mut sqlx::SqliteConnection {
+    const SQLITE: bool = true;
+}
+
+impl Backend for &mut sqlx::PgConnection {
+    const SQLITE: bool = false;
 }
 
 fn distinct<T: Clone + Ord>(items: &[T]) -> Vec<T> {
@@ -78,32 +113,36 @@ macro_rules! select_in {
 macro_rules! insert_rows {
     ($exec:expr, $sql:expr, $context:expr, $cols:expr, $rows:expr, |$q:ident, $row:ident| $bind:expr, for $r:ident $handle:block) => {{
         let rows = $rows;
+        let exec = $exec;
+        let sqlite = Backend::is_sqlite(&exec);
         let mut at = 0;
         while at < rows.len() {
-            let take = insert_chunk(rows.len() - at);
-            // Only numbered placeholders are formatted in; the values are bound.
-            let sql = $sql.replace("{VALUES}", &values_placeholders(take, $cols));
-            let mut $q = sqlx::query(sqlx::AssertSqlSafe(sql));
+            let take = insert_chunk(rows.len() - at, sqlite);
+            // Only placeholders are formatted in; the values are bound.
+            let sql = $sql.replace("{VALUES}", &values_placeholders(take, $cols, sqlite));
+            let mut $q = sqlx::query(sqlx::AssertSqlSafe(sql)).persistent(!sqlite);
             for $row in &rows[at..at + take] {
                 $q = $bind;
             }
-            for $r in $q.fetch_all($exec).await.context($context)? $handle
+            for $r in $q.fetch_all(&mut *exec).await.context($context)? $handle
             at += take;
         }
     }};
     ($exec:expr, $sql:expr, $context:expr, $cols:expr, $rows:expr, |$q:ident, $row:ident| $bind:expr) => {{
         let rows = $rows;
+        let exec = $exec;
+        let sqlite = Backend::is_sqlite(&exec);
         let mut returned = Vec::new();
         let mut at = 0;
         while at < rows.len() {
-            let take = insert_chunk(rows.len() - at);
-            // Only numbered placeholders are formatted in; the values are bound.
-            let sql = $sql.replace("{VALUES}", &values_placeholders(take, $cols));
-            let mut $q = sqlx::query(sqlx::AssertSqlSafe(sql));
+            let take = insert_chunk(rows.len() - at, sqlite);
+            // Only placeholders are formatted in; the values are bound.
+            let sql = $sql.replace("{VALUES}", &values_placeholders(take, $cols, sqlite));
+            let mut $q = sqlx::query(sqlx::AssertSqlSafe(sql)).persistent(!sqlite);
             for $row in &rows[at..at + take] {
                 $q = $bind;
             }
-            returned.extend($q.fetch_all($exec).await.context($context)?);
+            returned.extend($q.fetch_all(&mut *exec).await.context($context)?);
             at += take;
         }
         returned
@@ -888,7 +927,7 @@ impl Db {
                 // PostgreSQL: no more keys than are locked one by one, so that a batch does not
                 // take the exclusive bulk lock and keep other daemons' writes out.
                 queue.take_batch(match self {
-                    Db::Sqlite(_) => usize::MAX,
+                    Db::Sqlite(..) => usize::MAX,
                     Db::Pg(_) => super::MAX_KEY_LOCKS,
                 })
             };
@@ -1029,8 +1068,9 @@ impl Db {
         let guids = union(writes, |p| &p.guids);
         let mut outcomes: Vec<StoreOutcome> =
             writes.iter().map(|_| StoreOutcome::default()).collect();
-        // On SQLite the caller holds this process's write gate (`group_commit`).
-        with_db!(self, pool => {
+        // On SQLite the caller holds this process's write gate (`group_commit`), and writes
+        // through the connection kept for it.
+        with_db!(@write self, pool => {
             let mut tx = pool.begin_write().await.context("starting a transaction")?;
             pool.lock_keys(&mut tx, &keys).await.context("locking the articles being stored")?;
 
@@ -1556,13 +1596,19 @@ mod tests {
             (1..=1000).map(padded_width).collect::<HashSet<_>>().len(),
             6
         );
-        let mut left = 100;
-        let mut takes = Vec::new();
-        while left > 0 {
-            takes.push(insert_chunk(left));
-            left -= insert_chunk(left);
-        }
-        assert_eq!(takes, [64, 32, 4]);
-        assert_eq!(values_placeholders(2, 2), "($1, $2), ($3, $4)");
+        let takes = |sqlite: bool| {
+            let mut left = 1100;
+            let mut takes = Vec::new();
+            while left > 0 {
+                takes.push(insert_chunk(left, sqlite));
+                left -= insert_chunk(left, sqlite);
+            }
+            takes
+        };
+        assert_eq!(takes(false)[..], [[64; 17].as_slice(), &[8, 4]].concat());
+        // SQLite: as few statements as its parameter limit allows, each prepared once.
+        assert_eq!(takes(true), [1024, 76]);
+        assert_eq!(values_placeholders(2, 2, false), "($1, $2), ($3, $4)");
+        assert_eq!(values_placeholders(2, 2, true), "(?, ?), (?, ?)");
     }
 }

@@ -88,7 +88,7 @@ impl Db {
         loop {
             let batch: Vec<(i64, String, String)> = with_db!(self, pool => {
                 let sql = match self {
-                    Db::Sqlite(_) => "SELECT id, title, body FROM articles WHERE id > \
+                    Db::Sqlite(..) => "SELECT id, title, body FROM articles WHERE id > \
                         (SELECT COALESCE(MAX(rowid), 0) FROM article_search) ORDER BY id LIMIT 500",
                     Db::Pg(_) => "SELECT id, title, body FROM articles WHERE id > \
                         (SELECT COALESCE(MAX(article), 0) FROM article_search) ORDER BY id LIMIT 500",
@@ -108,7 +108,7 @@ impl Db {
             total += batch.len();
             with_db!(self, pool => {
                 let insert = match self {
-                    Db::Sqlite(_) => "INSERT INTO article_search (rowid, doc) VALUES ($1, $2)",
+                    Db::Sqlite(..) => "INSERT INTO article_search (rowid, doc) VALUES ($1, $2)",
                     Db::Pg(_) => "INSERT INTO article_search (article, doc) VALUES ($1, to_tsvector('simple', $2)) \
                         ON CONFLICT (article) DO NOTHING",
                 };
@@ -140,7 +140,7 @@ impl Db {
             return Ok(Vec::new());
         }
         let (sql, q) = match self {
-            Db::Sqlite(_) => (
+            Db::Sqlite(..) => (
                 "SELECT a.id, a.source, a.url, a.title, a.published, a.fetched FROM article_search s \
                  JOIN articles a ON a.id = s.rowid WHERE article_search MATCH $1 AND a.fetched >= $2 \
                  ORDER BY a.fetched DESC, a.id DESC LIMIT $3",
@@ -210,7 +210,7 @@ impl Db {
                 .await
                 .context("pruning the fetch log")?
                 .rows_affected();
-            if matches!(self, Db::Sqlite(_)) {
+            if matches!(self, Db::Sqlite(..)) {
                 // FTS5 tables take no foreign keys.
                 sqlx::query("DELETE FROM article_search WHERE rowid NOT IN (SELECT id FROM articles)")
                     .execute(&mut *tx)

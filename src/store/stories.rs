@@ -182,7 +182,7 @@ impl Db {
     /// Which database this is, for the per-database story cache and write gate.
     pub(super) fn identity(&self) -> String {
         match self {
-            Db::Sqlite(pool) => {
+            Db::Sqlite(pool, _) => {
                 format!("sqlite:{}", pool.connect_options().get_filename().display())
             }
             Db::Pg(pool) => {
@@ -307,7 +307,7 @@ macro_rules! assign_stories {
             $cache.push(seq, id, fetched, story, sig.into_owned());
             placed.push((id, story, via, similarity));
             seq += 1;
-            if sig_rows.len() == INSERT_CHUNK {
+            if sig_rows.len() == WRITE_ROWS {
                 insert_rows!(&mut *$tx,
                     "INSERT INTO article_signatures (article, signature, fetched, seq) VALUES {VALUES}",
                     "recording signatures", 4, &sig_rows,
@@ -327,7 +327,7 @@ macro_rules! assign_stories {
         }
         // Story ids by the article that started each story, chunk by chunk.
         let mut real: Vec<i64> = Vec::with_capacity(starts.len());
-        for chunk in starts.chunks(INSERT_CHUNK) {
+        for chunk in starts.chunks(WRITE_ROWS) {
             let mut started: HashMap<i64, i64> = HashMap::with_capacity(chunk.len());
             insert_rows!(&mut *$tx,
                 "INSERT INTO stories (first_article, created) VALUES {VALUES} RETURNING id, first_article",
@@ -349,7 +349,7 @@ macro_rules! assign_stories {
         drop(starts);
         let resolve = |story: i64| if story < 0 { real[(-story - 1) as usize] } else { story };
         $cache.rename_recent(count, resolve);
-        for chunk in placed.chunks(INSERT_CHUNK) {
+        for chunk in placed.chunks(WRITE_ROWS) {
             let rows: Vec<(i64, i64, &str, Option<i64>, Option<f64>)> = chunk
                 .iter()
                 .map(|(id, story, via, similarity)| {
