@@ -61,6 +61,138 @@ fn insert_chunk(remaining: usize, sqlite: bool) -> usize {
 /// and rows story assignment hands [`insert_rows`] at a time.
 const WRITE_ROWS: usize = 1024;
 
+/// Values bound one after another, for a statement assembled piece by piece ([`Pending`]).
+pub(super) struct Binder<DB: sqlx::Database> {
+    args: Result<DB::Arguments, sqlx::error::BoxDynError>,
+}
+
+impl<DB: sqlx::Database> Default for Binder<DB> {
+    fn default() -> Self {
+        Binder {
+            args: Ok(Default::default()),
+        }
+    }
+}
+
+impl<DB: sqlx::Database> Binder<DB> {
+    /// Values bound so far.
+    fn len(&self) -> usize {
+        self.args.as_ref().map_or(0, sqlx::Arguments::len)
+    }
+
+    /// Binds the next value (as `Query::bind` does; an encoding error is reported on use).
+    pub(super) fn bind<'t, T: sqlx::Encode<'t, DB> + sqlx::Type<DB>>(mut self, value: T) -> Self {
+        if let Ok(args) = &mut self.args
+            && let Err(e) = sqlx::Arguments::add(args, value)
+        {
+            self.args = Err(e);
+        }
+        self
+    }
+}
+
+/// Statements of a transaction that return nothing, held back (SQLite) to go to the connection
+/// together with the next statement, in one round trip: storing a batch of refreshes took 17
+/// statements, and each trip to the connection's thread, while the machine is busy parsing
+/// pages, cost more than most of the statements themselves. PostgreSQL runs each at once.
+pub(super) struct Pending<DB: sqlx::Database> {
+    sql: String,
+    binder: Binder<DB>,
+}
+
+impl<DB: sqlx::Database> Default for Pending<DB> {
+    fn default() -> Self {
+        Pending {
+            sql: String::new(),
+            binder: Binder::default(),
+        }
+    }
+}
+
+impl<DB: sqlx::Database + sqlx::database::HasStatementCache> Pending<DB>
+where
+    DB::Arguments: sqlx::IntoArguments<DB>,
+{
+    /// `sql` (one statement, its values bound by `bind`) run after whatever is held back, in one
+    /// go; nothing is held back afterwards. Only the rows of `sql` come back: the held-back
+    /// statements return none.
+    pub(super) fn then<'q>(
+        &mut self,
+        sql: &str,
+        bind: impl FnOnce(Binder<DB>) -> Binder<DB>,
+    ) -> Result<sqlx::query::Query<'q, DB, DB::Arguments>, sqlx::Error> {
+        let Pending {
+            sql: mut text,
+            binder,
+        } = std::mem::take(self);
+        // A statement on its own has a fixed text, worth preparing once.
+        let persistent = text.is_empty();
+        text.push_str(sql);
+        let args = bind(binder).args.map_err(sqlx::Error::Encode)?;
+        Ok(sqlx::query_with(sqlx::AssertSqlSafe(text), args).persistent(persistent))
+    }
+
+    /// Runs whatever is held back.
+    pub(super) fn flush<'q>(
+        &mut self,
+    ) -> Option<Result<sqlx::query::Query<'q, DB, DB::Arguments>, sqlx::Error>> {
+        if self.sql.is_empty() {
+            return None;
+        }
+        Some(self.then("", |b| b))
+    }
+}
+
+/// SQLite: the URL, GUID and content-hash lookups of a batch as one text of statements (one
+/// per [`WRITE_ROWS`] values of each), with their values; every row is `(k, s, g, id, h)`: kind (0 URL, 1 GUID,
+/// 2 hash), URL or source, GUID, article, its content hash.
+fn sqlite_lookups<DB: sqlx::Database>(
+    urls: &[String],
+    guids: &[(String, String)],
+    hashes: &[String],
+) -> (String, Binder<DB>)
+where
+    for<'a> &'a str: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
+{
+    let list = |n: usize| vec!["?"; n].join(", ");
+    let mut sql = String::new();
+    let mut binder = Binder::default();
+    // Each statement within SQLite's limit of 32,766 values.
+    for urls in urls.chunks(WRITE_ROWS) {
+        sql.push_str(&format!(
+            "SELECT 0 AS k, u.url AS s, NULL AS g, u.article AS id, a.content_hash AS h \
+             FROM article_urls u JOIN articles a ON a.id = u.article WHERE u.url IN ({});\n",
+            list(urls.len())
+        ));
+        binder = urls.iter().fold(binder, |b, u| b.bind(u.as_str()));
+    }
+    for guids in guids.chunks(WRITE_ROWS) {
+        // A join with the list rather than `(source, guid) IN (…)`, which SQLite answers
+        // with a scan of the whole table.
+        sql.push_str(&format!(
+            "SELECT 1 AS k, g.source AS s, g.guid AS g, g.article AS id, a.content_hash AS h \
+             FROM (VALUES {}) AS v JOIN article_guids g ON g.source = v.column1 AND g.guid = v.column2 \
+             JOIN articles a ON a.id = g.article;\n",
+            values_placeholders(guids.len(), 2, true)
+        ));
+        binder = guids.iter().fold(binder, |b, (source, guid)| {
+            b.bind(source.as_str()).bind(guid.as_str())
+        });
+    }
+    for hashes in hashes.chunks(WRITE_ROWS) {
+        sql.push_str(&format!(
+            "SELECT 2 AS k, NULL AS s, NULL AS g, id, content_hash AS h FROM articles \
+             WHERE content_hash IN ({});\n",
+            list(hashes.len())
+        ));
+        binder = hashes.iter().fold(binder, |b, h| b.bind(h.as_str()));
+    }
+    (sql, binder)
+}
+
+/// Values held back at most before they are sent on their own.
+const PENDING_VALUES: usize = 4 * WRITE_ROWS;
+
 /// Which backend an executor of [`insert_rows`] talks to.
 trait Backend {
     const SQLITE: bool;
@@ -111,6 +243,64 @@ macro_rules! select_in {
 /// trailing `for row { … }`, runs that on each row returned instead, chunk by chunk (a refresh
 /// of 100,000 items does not hold 100,000 returned rows at once).
 macro_rules! insert_rows {
+    // Statements that return nothing: held back in `$pending` on SQLite (sent with the next
+    // statement, see `Pending`), run at once on PostgreSQL.
+    (defer $pending:expr, $exec:expr, $sql:expr, $context:expr, $cols:expr, $rows:expr, |$q:ident, $row:ident| $bind:expr) => {{
+        let rows = $rows;
+        let exec = $exec;
+        let sqlite = Backend::is_sqlite(&exec);
+        let pending = &mut $pending;
+        let mut at = 0;
+        while at < rows.len() {
+            let take = insert_chunk(rows.len() - at, sqlite);
+            // Only placeholders are formatted in; the values are bound.
+            let sql = $sql.replace("{VALUES}", &values_placeholders(take, $cols, sqlite));
+            let part = &rows[at..at + take];
+            let bind = |mut $q: Binder<_>| {
+                for $row in part {
+                    $q = $bind;
+                }
+                $q
+            };
+            if sqlite {
+                pending.binder = bind(std::mem::take(&mut pending.binder));
+                pending.sql.push_str(&sql);
+                pending.sql.push_str(";\n");
+                // A huge refresh (100,000 items) is not held back whole: memory stays bounded.
+                if pending.binder.len() >= PENDING_VALUES {
+                    if let Some(query) = pending.flush() {
+                        query.context($context)?.execute(&mut *exec).await.context($context)?;
+                    }
+                }
+            } else {
+                pending.then(&sql, bind).context($context)?.execute(&mut *exec).await.context($context)?;
+            }
+            at += take;
+        }
+    }};
+    // Statements that return rows, each handled by `$handle`; what `$pending` held back goes
+    // with the first.
+    (after $pending:expr, $exec:expr, $sql:expr, $context:expr, $cols:expr, $rows:expr, |$q:ident, $row:ident| $bind:expr, for $r:ident $handle:block) => {{
+        let rows = $rows;
+        let exec = $exec;
+        let sqlite = Backend::is_sqlite(&exec);
+        let pending = &mut $pending;
+        let mut at = 0;
+        while at < rows.len() {
+            let take = insert_chunk(rows.len() - at, sqlite);
+            // Only placeholders are formatted in; the values are bound.
+            let sql = $sql.replace("{VALUES}", &values_placeholders(take, $cols, sqlite));
+            let part = &rows[at..at + take];
+            let query = pending.then(&sql, |mut $q| {
+                for $row in part {
+                    $q = $bind;
+                }
+                $q
+            }).context($context)?;
+            for $r in query.persistent(!sqlite).fetch_all(&mut *exec).await.context($context)? $handle
+            at += take;
+        }
+    }};
     ($exec:expr, $sql:expr, $context:expr, $cols:expr, $rows:expr, |$q:ident, $row:ident| $bind:expr, for $r:ident $handle:block) => {{
         let rows = $rows;
         let exec = $exec;
@@ -1072,48 +1262,88 @@ impl Db {
         // through the connection kept for it.
         with_db!(@write self, pool => {
             let mut tx = pool.begin_write().await.context("starting a transaction")?;
+            let mut pending = Pending::default();
             pool.lock_keys(&mut tx, &keys).await.context("locking the articles being stored")?;
 
-            // What the database knows of these URLs, GUIDs and texts: three lookups (per chunk).
+            // What the database knows of these URLs, GUIDs and texts: three lookups (per chunk;
+            // on SQLite all in one round trip, unless the batch is huge).
             let mut stored = Stored::default();
-            for r in select_in!(&mut *tx,
-                "SELECT u.url, u.article, a.content_hash FROM article_urls u \
-                 JOIN articles a ON a.id = u.article WHERE u.url IN (?)",
-                "deduplicating by URL", [], &lookup_urls)
+            if Backend::is_sqlite(&&mut *tx)
+                && lookup_urls.len() + 2 * guids.len() + hashes.len() <= PENDING_VALUES
             {
-                let (url, id, hash): (String, i64, String) =
-                    (r.try_get("url"), r.try_get("article"), r.try_get("content_hash"))
+                let (sql, binder) = sqlite_lookups(&lookup_urls, &guids, &hashes);
+                let rows = match (Pending { sql, binder }).flush() {
+                    Some(query) => query
+                        .context("deduplicating")?
+                        .fetch_all(&mut *tx)
+                        .await
+                        .context("deduplicating by URL, GUID and content")?,
+                    None => Vec::new(),
+                };
+                for r in rows {
+                    let (kind, key, guid): (i64, Option<String>, Option<String>) =
+                        (r.try_get("k"), r.try_get("s"), r.try_get("g"))
+                            .all()
+                            .context("decoding article id")?;
+                    let (id, hash): (i64, String) = (r.try_get("id"), r.try_get("h"))
                         .all()
                         .context("decoding article id")?;
-                let e = stored.urls.entry(url).or_insert(id);
-                *e = (*e).min(id);
-                stored.hashes.insert(id, hash);
-            }
-            // A join with the list rather than `(source, guid) IN (…)`, which SQLite answers
-            // with a scan of the whole table.
-            for r in insert_rows!(&mut *tx,
-                "SELECT g.source, g.guid, g.article, a.content_hash FROM (VALUES {VALUES}) AS v \
-                 JOIN article_guids g ON g.source = v.column1 AND g.guid = v.column2 \
-                 JOIN articles a ON a.id = g.article",
-                "deduplicating by GUID", 2, &guids,
-                |q, g| q.bind(&g.0).bind(&g.1))
-            {
-                let (source, guid, id, hash): (String, String, i64, String) =
-                    (r.try_get("source"), r.try_get("guid"), r.try_get("article"), r.try_get("content_hash"))
+                    match (kind, key, guid) {
+                        (0, Some(url), _) => {
+                            let e = stored.urls.entry(url).or_insert(id);
+                            *e = (*e).min(id);
+                        }
+                        (1, Some(source), Some(guid)) => {
+                            stored.guids.insert((source, guid), id);
+                        }
+                        (2, _, _) => stored.by_hash.entry(hash.clone()).or_default().push(id),
+                        _ => return Err(StoreError::Corrupt {
+                            context: "deduplicating",
+                            message: format!("a lookup row of kind {kind} without its key"),
+                        }),
+                    }
+                    stored.hashes.insert(id, hash);
+                }
+            } else {
+                for r in select_in!(&mut *tx,
+                    "SELECT u.url, u.article, a.content_hash FROM article_urls u \
+                     JOIN articles a ON a.id = u.article WHERE u.url IN (?)",
+                    "deduplicating by URL", [], &lookup_urls)
+                {
+                    let (url, id, hash): (String, i64, String) =
+                        (r.try_get("url"), r.try_get("article"), r.try_get("content_hash"))
+                            .all()
+                            .context("decoding article id")?;
+                    let e = stored.urls.entry(url).or_insert(id);
+                    *e = (*e).min(id);
+                    stored.hashes.insert(id, hash);
+                }
+                // A join with the list rather than `(source, guid) IN (…)`, which SQLite answers
+                // with a scan of the whole table.
+                for r in insert_rows!(&mut *tx,
+                    "SELECT g.source, g.guid, g.article, a.content_hash FROM (VALUES {VALUES}) AS v \
+                     JOIN article_guids g ON g.source = v.column1 AND g.guid = v.column2 \
+                     JOIN articles a ON a.id = g.article",
+                    "deduplicating by GUID", 2, &guids,
+                    |q, g| q.bind(&g.0).bind(&g.1))
+                {
+                    let (source, guid, id, hash): (String, String, i64, String) =
+                        (r.try_get("source"), r.try_get("guid"), r.try_get("article"), r.try_get("content_hash"))
+                            .all()
+                            .context("decoding article id")?;
+                    stored.guids.insert((source, guid), id);
+                    stored.hashes.insert(id, hash);
+                }
+                for r in select_in!(&mut *tx,
+                    "SELECT id, content_hash FROM articles WHERE content_hash IN (?)",
+                    "deduplicating by content", [], &hashes)
+                {
+                    let (id, hash): (i64, String) = (r.try_get("id"), r.try_get("content_hash"))
                         .all()
                         .context("decoding article id")?;
-                stored.guids.insert((source, guid), id);
-                stored.hashes.insert(id, hash);
-            }
-            for r in select_in!(&mut *tx,
-                "SELECT id, content_hash FROM articles WHERE content_hash IN (?)",
-                "deduplicating by content", [], &hashes)
-            {
-                let (id, hash): (i64, String) = (r.try_get("id"), r.try_get("content_hash"))
-                    .all()
-                    .context("decoding article id")?;
-                stored.by_hash.entry(hash.clone()).or_default().push(id);
-                stored.hashes.insert(id, hash);
+                    stored.by_hash.entry(hash.clone()).or_default().push(id);
+                    stored.hashes.insert(id, hash);
+                }
             }
             for ids in stored.by_hash.values_mut() {
                 ids.sort_unstable();
@@ -1191,7 +1421,7 @@ impl Db {
                 }
                 outcomes[w].matches += found.len();
             }
-            insert_rows!(&mut *tx,
+            insert_rows!(defer pending, &mut *tx,
                 "INSERT INTO matches (article, watchlist, hits, matched) VALUES {VALUES} \
                  ON CONFLICT (article, watchlist) DO NOTHING",
                 "storing a match", 4, &match_rows,
@@ -1211,7 +1441,7 @@ impl Db {
                     Some((canonical.as_str(), id_of(*r), p.write.source.as_str(), raw.as_str(), p.write.finished))
                 }));
             }
-            insert_rows!(&mut *tx,
+            insert_rows!(defer pending, &mut *tx,
                 "INSERT INTO article_urls (url, article, source, raw_url, first_seen) VALUES {VALUES} \
                  ON CONFLICT (raw_url) DO NOTHING",
                 "recording an article URL", 5, &url_rows,
@@ -1221,7 +1451,7 @@ impl Db {
                 .zip(&plan.refs)
                 .filter_map(|(a, r)| Some((a.source.as_str(), a.guid.as_deref()?, id_of(*r))))
                 .collect();
-            insert_rows!(&mut *tx,
+            insert_rows!(defer pending, &mut *tx,
                 "INSERT INTO article_guids (source, guid, article) VALUES {VALUES} \
                  ON CONFLICT (source, guid) DO NOTHING",
                 "recording a GUID", 3, &guid_rows,
@@ -1233,7 +1463,7 @@ impl Db {
                 .zip(&outcomes)
                 .map(|(p, o)| (&p.write, o.new.len() as i64))
                 .collect();
-            insert_rows!(&mut *tx,
+            insert_rows!(defer pending, &mut *tx,
                 "INSERT INTO fetches (source, started, finished, outcome, http_status, items, new_articles, error) \
                  VALUES {VALUES}",
                 "logging a fetch", 8, &logged,
@@ -1254,7 +1484,7 @@ impl Db {
                          w.outcome == "error", keep, etag, last_modified, w.release_lease.as_deref())
                     })
                     .collect();
-            insert_rows!(&mut *tx,
+            insert_rows!(defer pending, &mut *tx,
                 "UPDATE sources SET last_attempt = v.column2, \
                  last_success = CASE WHEN v.column5 THEN sources.last_success ELSE v.column2 END, \
                  last_error = v.column3, \
@@ -1276,7 +1506,7 @@ impl Db {
             let mut story_cache = None;
             if !plan.new.is_empty() {
                 let mut cache = StoryCacheGuard::acquire(self, stories).await;
-                sync_story_cache!(tx, cache, last_fetched, stories);
+                sync_story_cache!(tx, pending, cache, last_fetched, stories);
                 let placing = plan.new.iter().zip(&new_ids).map(|(n, id)| {
                     let (w, k) = origin[n.first];
                     let signature = match writes[w].signatures.get(k) {
@@ -1288,10 +1518,13 @@ impl Db {
                     };
                     (*id, signature, writes[w].write.finished)
                 });
-                assign_stories!(tx, cache, placing, plan.new.len(), stories);
+                assign_stories!(tx, pending, cache, placing, plan.new.len(), stories);
                 story_cache = Some(cache);
             }
-            prune_story_window!(tx, last_fetched, stories);
+            prune_story_window!(tx, pending, last_fetched, stories);
+            if let Some(rest) = pending.flush() {
+                rest.context("storing a refresh")?.execute(&mut *tx).await.context("storing a refresh")?;
+            }
             tx.commit().await.context("committing a refresh")?;
             if let Some(cache) = story_cache {
                 cache.confirm();

@@ -200,10 +200,13 @@ impl Db {
 
 /// Brings the story cache `$cache` (a [`StoryCacheGuard`]) up to date inside `$tx`: the whole
 /// window on first use (or after a failed transaction), else the signatures other writers
-/// committed since. Run it after taking the story lock, before `assign_stories!`.
+/// committed since. Run it after taking the story lock, before `assign_stories!`. What
+/// `$pending` held back is sent first.
 macro_rules! sync_story_cache {
-    ($tx:expr, $cache:expr, $fetched:expr, $params:expr) => {{
-        let last: i64 = sqlx::query("SELECT last FROM story_seq WHERE id = 1")
+    ($tx:expr, $pending:expr, $cache:expr, $fetched:expr, $params:expr) => {{
+        let last: i64 = $pending
+            .then("SELECT last FROM story_seq WHERE id = 1", |b| b)
+            .context("reading the story sequence")?
             .fetch_one(&mut *$tx)
             .await
             .context("reading the story sequence")?
@@ -276,7 +279,7 @@ pub(crate) use sync_story_cache;
 /// than four per article. A macro rather than a function so it expands once per backend inside
 /// `with_db!`.
 macro_rules! assign_stories {
-    ($tx:expr, $cache:expr, $new:expr, $count:expr, $params:expr) => {{
+    ($tx:expr, $pending:expr, $cache:expr, $new:expr, $count:expr, $params:expr) => {{
         let assigning = std::time::Instant::now();
         let count: usize = $count;
         // One sequence range for the batch: numbers last - count + 1 ..= last, in order.
@@ -308,14 +311,14 @@ macro_rules! assign_stories {
             placed.push((id, story, via, similarity));
             seq += 1;
             if sig_rows.len() == WRITE_ROWS {
-                insert_rows!(&mut *$tx,
+                insert_rows!(defer $pending, &mut *$tx,
                     "INSERT INTO article_signatures (article, signature, fetched, seq) VALUES {VALUES}",
                     "recording signatures", 4, &sig_rows,
                     |q, r| q.bind(r.0).bind(&r.1).bind(r.2).bind(r.3));
                 sig_rows.clear();
             }
         }
-        insert_rows!(&mut *$tx,
+        insert_rows!(defer $pending, &mut *$tx,
             "INSERT INTO article_signatures (article, signature, fetched, seq) VALUES {VALUES}",
             "recording signatures", 4, &sig_rows,
             |q, r| q.bind(r.0).bind(&r.1).bind(r.2).bind(r.3));
@@ -329,7 +332,7 @@ macro_rules! assign_stories {
         let mut real: Vec<i64> = Vec::with_capacity(starts.len());
         for chunk in starts.chunks(WRITE_ROWS) {
             let mut started: HashMap<i64, i64> = HashMap::with_capacity(chunk.len());
-            insert_rows!(&mut *$tx,
+            insert_rows!(after $pending, &mut *$tx,
                 "INSERT INTO stories (first_article, created) VALUES {VALUES} RETURNING id, first_article",
                 "starting stories", 2, chunk,
                 |q, first| q.bind(first.0).bind(first.1),
@@ -358,7 +361,7 @@ macro_rules! assign_stories {
                 })
                 .collect();
             // `column1`… are the names both backends give the columns of a `VALUES` list.
-            insert_rows!(&mut *$tx,
+            insert_rows!(defer $pending, &mut *$tx,
                 "UPDATE articles SET story = v.column2, story_reason = v.column3, story_via = v.column4, \
                  story_similarity = v.column5 FROM (VALUES {VALUES}) AS v WHERE articles.id = v.column1",
                 "recording articles' stories", 5, &rows,
@@ -369,13 +372,21 @@ macro_rules! assign_stories {
 }
 pub(crate) use assign_stories;
 
-/// Forgets signatures older than the window: they can no longer be joined.
+/// Forgets signatures older than the window: they can no longer be joined. What `$pending` held back is sent first.
 macro_rules! prune_story_window {
-    ($tx:expr, $fetched:expr, $params:expr) => {{
+    ($tx:expr, $pending:expr, $fetched:expr, $params:expr) => {{
         let since =
             $fetched - chrono::Duration::from_std($params.window).unwrap_or(chrono::Duration::MAX);
-        sqlx::query("DELETE FROM article_signatures WHERE fetched < $1")
-            .bind(since)
+        // After held-back statements SQLite's placeholders must be anonymous (a numbered one
+        // counts from the first value of them all).
+        let sql = if Backend::is_sqlite(&&mut *$tx) {
+            "DELETE FROM article_signatures WHERE fetched < ?"
+        } else {
+            "DELETE FROM article_signatures WHERE fetched < $1"
+        };
+        $pending
+            .then(sql, |b| b.bind(since))
+            .context("pruning signatures")?
             .execute(&mut *$tx)
             .await
             .context("pruning signatures")?;
