@@ -528,6 +528,8 @@ fn no_dups(what: &str, v: &[String]) {
 /// does not serve, each GUID and URL on the right article, matches exactly on the articles that
 /// should match and never without their article. With `complete`, also nothing missing.
 async fn check_store(env: &Env, site: &Site, complete: bool, when: &str) {
+    // The killed process's last commit may still be landing (PostgreSQL).
+    env.settle().await;
     let base = env.server.base_url();
     if env.pg.is_none() && !env.db_path().exists() {
         assert!(!complete, "{when}: no database file");

@@ -143,9 +143,10 @@ where
     }
 }
 
-/// SQLite: the URL, GUID and content-hash lookups of a batch as one text of statements (one
-/// per [`WRITE_ROWS`] values of each), with their values; every row is `(k, s, g, id, h)`: kind (0 URL, 1 GUID,
-/// 2 hash), URL or source, GUID, article, its content hash.
+/// The URL, GUID and content-hash lookups of a batch as one SQLite text of statements (one per
+/// [`WRITE_ROWS`] values of each), with their values. Every row is `(k, s, g, id, h)`: kind
+/// (0 URL, 1 GUID, 2 hash), URL or source, GUID, article, its content hash. (Generic only so
+/// that it compiles in both arms of `with_db!`.)
 fn sqlite_lookups<DB: sqlx::Database>(
     urls: &[String],
     guids: &[(String, String)],

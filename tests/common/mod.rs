@@ -137,6 +137,33 @@ impl Env {
             .unwrap_or_else(|e| panic!("{sql}: {e}"))
     }
 
+    /// Waits until no other session is connected to the test's PostgreSQL database. A process
+    /// killed right after sending a COMMIT leaves a server session that still finishes it; two
+    /// reads made meanwhile may see the database before and after that commit. (A killed
+    /// process writes nothing more to a SQLite file.)
+    pub async fn settle(&self) {
+        if self.pg.is_none() {
+            return;
+        }
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let others = self
+                .count(
+                    "SELECT COUNT(*) FROM pg_stat_activity \
+                     WHERE datname = current_database() AND pid <> pg_backend_pid()",
+                )
+                .await;
+            if others == 0 {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{others} sessions still connected to the test database 10 s after their process ended"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
     /// Like `count`, but an error (no database or table yet) is returned instead of panicking.
     pub async fn try_count(&self, sql: &str) -> Result<i64, sqlx::Error> {
         use sqlx::Row;
