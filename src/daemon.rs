@@ -124,6 +124,7 @@ pub struct Loaded {
     pub matcher: Arc<Matcher>,
     pub fetcher: Fetcher,
     pub mailer: Mailer,
+    pub collect_slots: Arc<tokio::sync::Semaphore>,
 }
 
 impl Loaded {
@@ -145,6 +146,7 @@ impl Loaded {
         let mailer = crate::deliver::mailer_from_settings(&settings.mail, settings.http.timeout)
             .map_err(|e| e.to_string())?;
         Ok(Loaded {
+            collect_slots: Context::collect_slots(&settings),
             settings: Arc::new(settings),
             matcher: Arc::new(matcher),
             fetcher,
@@ -159,6 +161,7 @@ impl Loaded {
             fetcher: self.fetcher.clone(),
             matcher: self.matcher.clone(),
             lease_owner: None,
+            collect_slots: self.collect_slots.clone(),
         }
     }
 }
@@ -334,9 +337,11 @@ pub async fn run(
 
     loop {
         let now = Utc::now();
-        // Lease due sources from the database, as many as there are free fetch slots, so several
-        // daemons sharing a database each take a share and none fetches a source another holds.
-        let concurrency = loaded.settings.http.concurrency.max(1);
+        // Lease due sources from the database, as many as there are free places for refreshes
+        // (`REFRESHES_PER_SLOT` per fetch slot: a refresh waiting for its write to commit does not
+        // hold up fetching), so several daemons sharing a database each take a share and none
+        // fetches a source another holds.
+        let concurrency = loaded.settings.http.concurrency.max(1) * pipeline::REFRESHES_PER_SLOT;
         let free = concurrency.saturating_sub(running.len());
         if now >= next_resync {
             match DueQueue::resync(&db, &index, &running, now).await {

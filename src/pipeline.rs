@@ -37,6 +37,25 @@ pub struct Context {
     pub matcher: Arc<Matcher>,
     /// The daemon holding the source's lease, which storing the refresh ends; `None` outside one.
     pub lease_owner: Option<String>,
+    /// `[http] concurrency` permits, one held by each refresh while it fetches and parses its
+    /// source (see [`REFRESHES_PER_SLOT`]).
+    pub collect_slots: Arc<tokio::sync::Semaphore>,
+}
+
+/// Refreshes under way at once, per `[http] concurrency`: that many fetch and parse their source
+/// (each holds a collect slot), the others wait for a slot or for their write to commit. A refresh
+/// whose articles wait in the store's queue no longer holds up fetching, so fetching, parsing and
+/// the one-at-a-time write to the database overlap instead of taking turns; the queue stays
+/// bounded, so memory does not grow with the number of sources.
+pub const REFRESHES_PER_SLOT: usize = 4;
+
+impl Context {
+    /// Collect slots for a configuration: `[http] concurrency` of them.
+    pub fn collect_slots(settings: &Settings) -> Arc<tokio::sync::Semaphore> {
+        Arc::new(tokio::sync::Semaphore::new(
+            settings.http.concurrency.max(1),
+        ))
+    }
 }
 
 /// What one refresh did, for the CLI summary and the daemon's log.
@@ -96,6 +115,12 @@ pub async fn refresh(
     source: &SourceConfig,
     cancel: &CancellationToken,
 ) -> Result<RefreshReport, StoreError> {
+    let cancelled = || Ok(RefreshReport::empty(&source.id, "cancelled"));
+    // Held while fetching and parsing, not while the write waits to commit.
+    let slot = tokio::select! {
+        _ = cancel.cancelled() => return cancelled(),
+        slot = ctx.collect_slots.clone().acquire_owned() => slot,
+    };
     let started = Utc::now();
     let state = ctx.db.source_state(&source.id).await?;
     let conditional = state.as_ref().map(|s| Conditional {
@@ -104,12 +129,11 @@ pub async fn refresh(
     });
 
     let collected = tokio::select! {
-        _ = cancel.cancelled() => {
-            return Ok(RefreshReport::empty(&source.id, "cancelled"));
-        }
+        _ = cancel.cancelled() => return cancelled(),
         collected = collect(ctx, source, conditional.as_ref(), true) => collected,
     };
     let finished = Utc::now();
+    drop(slot);
 
     let collected = match collected {
         Ok(c) => c,
@@ -902,8 +926,9 @@ type SourceResult = Result<RefreshReport, (String, StoreError)>;
 /// [`refresh_all`], calling `on_done` with each source's id as its refresh finishes (in the
 /// order they finish, e.g. to advance a progress bar). The reports are in source order.
 ///
-/// Up to `[http] concurrency` refreshes run at once and a finished one is replaced at once: a
-/// slow source holds one slot, not the sources listed after it.
+/// Up to [`REFRESHES_PER_SLOT`] × `[http] concurrency` refreshes are under way at once (no
+/// more than `[http] concurrency` fetching) and a finished one is replaced at once: a slow source
+/// holds one slot, not the sources listed after it.
 pub async fn refresh_all_with(
     ctx: &Context,
     sources: &[SourceConfig],
@@ -936,7 +961,7 @@ pub async fn refresh_all_with(
                     (i, report.map_err(|e| (source.id.clone(), e)))
                 }
             })
-            .buffer_unordered(ctx.settings.http.concurrency.max(1))
+            .buffer_unordered(ctx.settings.http.concurrency.max(1) * REFRESHES_PER_SLOT)
             .inspect(|(_, r)| {
                 on_done(match r {
                     Ok(report) => &report.source,

@@ -114,13 +114,9 @@ pub(crate) fn mix(mut z: u64) -> u64 {
 pub fn word_hashes(title: &str, body: &str) -> Vec<u64> {
     let mut out = Vec::with_capacity((title.len() + body.len()) / 6);
     for part in [title, body] {
-        let text = crate::normalize::text::normalize(part);
-        for word in text
-            .split(|c: char| !crate::normalize::text::is_word_char(c))
-            .filter(|w| !w.is_empty())
-        {
-            out.push(fnv1a(word.as_bytes(), FNV_OFFSET));
-        }
+        crate::normalize::text::with_words(part, |words| {
+            out.extend(words.norms().map(|w| fnv1a(w.as_bytes(), FNV_OFFSET)));
+        });
     }
     out
 }

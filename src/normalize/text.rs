@@ -153,13 +153,40 @@ pub fn content_hash(title: &str, body: &str) -> String {
             // Record separator: moving a word between title and body changes the hash.
             hasher.update([0x1e]);
         }
-        for token in tokenize(part) {
-            hasher.update(token.norm.as_bytes());
-            // Unit separator: never part of a word, so word boundaries are unambiguous.
-            hasher.update([0x1f]);
-        }
+        with_words(part, |words| {
+            for norm in words.norms() {
+                hasher.update(norm.as_bytes());
+                // Unit separator: never part of a word, so word boundaries are unambiguous.
+                hasher.update([0x1f]);
+            }
+        });
     }
     hex::encode(hasher.finalize())
+}
+
+/// Calls `f` with the words of `s` ([`Words::fill`]) in this thread's reusable buffer, so hashing
+/// an article's words allocates nothing per word or per article.
+pub(crate) fn with_words<T>(s: &str, f: impl FnOnce(&Words) -> T) -> T {
+    thread_local! {
+        static WORDS: std::cell::RefCell<Words> = std::cell::RefCell::new(Words::default());
+    }
+    WORDS.with(|cell| match cell.try_borrow_mut() {
+        Ok(mut words) => {
+            words.fill(s);
+            let out = f(&words);
+            // A hostile megabyte body must not stay allocated in every worker thread.
+            if words.buf.capacity() > 1 << 16 || words.words.capacity() > 1 << 12 {
+                *words = Words::default();
+            }
+            out
+        }
+        // Called from inside `f` (not done today): a buffer of its own.
+        Err(_) => {
+            let mut words = Words::default();
+            words.fill(s);
+            f(&words)
+        }
+    })
 }
 
 /// Whether `c` (already normalized) is part of a word: general category L*, M* or N*.
