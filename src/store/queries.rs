@@ -1145,6 +1145,7 @@ impl Db {
             batch.into_iter().map(|q| (q.write, q.done)).unzip();
         match self.commit_batch(&writes, &stories).await {
             Ok(outcomes) => {
+                self.checkpoint_in_background();
                 self.note_growth(outcomes.iter().map(|o| o.new.len() as u64).sum());
                 for (sender, outcome) in senders.into_iter().zip(outcomes) {
                     let _ = sender.send(Ok(outcome));
