@@ -137,7 +137,9 @@ fn storage_target(storage: &settings::Storage) -> String {
 /// they are not chained again (`error: {err:#}` would repeat each of them).
 fn store_failure(storage: &settings::Storage, e: StoreError) -> anyhow::Error {
     match e {
-        StoreError::Query { .. } | StoreError::Corrupt { .. } => {
+        StoreError::Query { .. }
+        | StoreError::Corrupt { .. }
+        | StoreError::RefreshAborted { .. } => {
             anyhow!("the database {}: {e}", storage_target(storage))
         }
         // These name the database (or its folder) themselves.

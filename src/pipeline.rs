@@ -953,9 +953,8 @@ pub async fn refresh_all_with(
                 async move {
                     let report = match task.await {
                         Ok(report) => report,
-                        Err(e) => Err(StoreError::Corrupt {
-                            context: "refreshing a source",
-                            message: format!("the refresh stopped unexpectedly: {e}"),
+                        Err(e) => Err(StoreError::RefreshAborted {
+                            message: e.to_string(),
                         }),
                     };
                     (i, report.map_err(|e| (source.id.clone(), e)))

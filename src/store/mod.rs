@@ -114,6 +114,12 @@ pub enum StoreError {
         context: &'static str,
         message: String,
     },
+    /// A refresh's task ended without an outcome (a bug in marsad: it panicked); nothing of it
+    /// was stored and the other sources went on.
+    #[error(
+        "the refresh stopped unexpectedly ({message}); nothing of it was stored and it will be          retried on the next run; please report this as a bug"
+    )]
+    RefreshAborted { message: String },
 }
 
 /// How long opening a PostgreSQL database waits for the server before giving up.
@@ -426,7 +432,9 @@ impl StoreError {
         match self {
             StoreError::Connect { source, .. } | StoreError::Query { source, .. } => advice(source),
             StoreError::Migrate { source, .. } => migrate_cause(source).and_then(advice),
-            StoreError::CreateDir { .. } | StoreError::Corrupt { .. } => None,
+            StoreError::CreateDir { .. }
+            | StoreError::Corrupt { .. }
+            | StoreError::RefreshAborted { .. } => None,
         }
     }
 }
