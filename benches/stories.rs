@@ -412,7 +412,7 @@ async fn store_run(backend: Backend, count: usize, window: u64) {
             .into_iter()
             .map(|r| (r.get::<i64, _>(0), r.get::<Option<i64>, _>(1)))
             .collect::<Vec<_>>(),
-        Db::Pg(pool) => sqlx::query("SELECT id, story_via FROM articles ORDER BY id")
+        Db::Pg(pool, _) => sqlx::query("SELECT id, story_via FROM articles ORDER BY id")
             .fetch_all(pool)
             .await
             .expect("read placements")
@@ -472,7 +472,7 @@ async fn story_tables_kib(db: &marsad::store::Db) -> u64 {
                 .unwrap_or(0);
             (pages * size / 1024) as u64
         }
-        marsad::store::Db::Pg(pool) => {
+        marsad::store::Db::Pg(pool, _) => {
             sqlx::query("SELECT (pg_total_relation_size('article_signatures')) / 1024")
                 .fetch_one(pool)
                 .await

@@ -72,7 +72,7 @@ impl Db {
             return Ok(Vec::new());
         }
         let rows = match self {
-            Db::Pg(pool) => sqlx::query(LEASE_PG)
+            Db::Pg(pool, _) => sqlx::query(LEASE_PG)
                 .bind(owner)
                 .bind(until)
                 .bind(ids)
@@ -157,7 +157,7 @@ impl Db {
         }
         match (self, ids) {
             (_, Some([])) => Ok(Vec::new()),
-            (Db::Pg(pool), Some(ids)) => {
+            (Db::Pg(pool, _), Some(ids)) => {
                 decode!(sqlx::query(DUE_OF_PG).bind(ids).fetch_all(pool).await)
             }
             (Db::Sqlite(pool, _), Some(ids)) => decode!(
@@ -166,7 +166,7 @@ impl Db {
                     .fetch_all(pool)
                     .await
             ),
-            (Db::Pg(pool), None) => decode!(sqlx::query(DUE_ALL).fetch_all(pool).await),
+            (Db::Pg(pool, _), None) => decode!(sqlx::query(DUE_ALL).fetch_all(pool).await),
             (Db::Sqlite(pool, _), None) => decode!(sqlx::query(DUE_ALL).fetch_all(pool).await),
         }
     }

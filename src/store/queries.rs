@@ -1119,7 +1119,7 @@ impl Db {
                 // take the exclusive bulk lock and keep other daemons' writes out.
                 queue.take_batch(match self {
                     Db::Sqlite(..) => usize::MAX,
-                    Db::Pg(_) => super::MAX_KEY_LOCKS,
+                    Db::Pg(..) => super::MAX_KEY_LOCKS,
                 })
             };
             if batch.is_empty() {
@@ -1184,7 +1184,7 @@ impl Db {
     /// 44 sources/s instead of over 100). A handful of `ANALYZE` runs in a process's life is
     /// harmless where autovacuum does run.
     fn note_growth(&self, stored: u64) {
-        let Db::Pg(pool) = self else { return };
+        let Db::Pg(pool, _) = self else { return };
         if stored == 0 {
             return;
         }

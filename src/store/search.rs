@@ -90,7 +90,7 @@ impl Db {
                 let sql = match self {
                     Db::Sqlite(..) => "SELECT id, title, body FROM articles WHERE id > \
                         (SELECT COALESCE(MAX(rowid), 0) FROM article_search) ORDER BY id LIMIT 500",
-                    Db::Pg(_) => "SELECT id, title, body FROM articles WHERE id > \
+                    Db::Pg(..) => "SELECT id, title, body FROM articles WHERE id > \
                         (SELECT COALESCE(MAX(article), 0) FROM article_search) ORDER BY id LIMIT 500",
                 };
                 sqlx::query(sql)
@@ -109,7 +109,7 @@ impl Db {
             with_db!(self, pool => {
                 let insert = match self {
                     Db::Sqlite(..) => "INSERT INTO article_search (rowid, doc) VALUES ($1, $2)",
-                    Db::Pg(_) => "INSERT INTO article_search (article, doc) VALUES ($1, to_tsvector('simple', $2)) \
+                    Db::Pg(..) => "INSERT INTO article_search (article, doc) VALUES ($1, to_tsvector('simple', $2)) \
                         ON CONFLICT (article) DO NOTHING",
                 };
                 let mut tx = pool.begin().await.context("starting a transaction")?;
@@ -146,7 +146,7 @@ impl Db {
                  ORDER BY a.fetched DESC, a.id DESC LIMIT $3",
                 fts5_query(&forms),
             ),
-            Db::Pg(_) => (
+            Db::Pg(..) => (
                 "SELECT a.id, a.source, a.url, a.title, a.published, a.fetched FROM article_search s \
                  JOIN articles a ON a.id = s.article WHERE s.doc @@ to_tsquery('simple', $1) \
                  AND a.fetched >= $2 ORDER BY a.fetched DESC, a.id DESC LIMIT $3",

@@ -185,7 +185,7 @@ impl Db {
             Db::Sqlite(pool, _) => {
                 format!("sqlite:{}", pool.connect_options().get_filename().display())
             }
-            Db::Pg(pool) => {
+            Db::Pg(pool, _) => {
                 let o = pool.connect_options();
                 format!(
                     "postgres:{}:{}/{}",
