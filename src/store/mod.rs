@@ -125,7 +125,8 @@ pub enum StoreError {
     /// A refresh's task ended without an outcome (a bug in marsad: it panicked); nothing of it
     /// was stored and the other sources went on.
     #[error(
-        "the refresh stopped unexpectedly ({message}); nothing of it was stored and it will be          retried on the next run; please report this as a bug"
+        "the refresh stopped unexpectedly ({message}); nothing of it was stored and it will be \
+         retried on the next run; please report this as a bug"
     )]
     RefreshAborted { message: String },
 }
@@ -526,5 +527,21 @@ fn advice(e: &sqlx::Error) -> Option<&'static str> {
              this user from this host in the server's pg_hba.conf",
         ),
         _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::StoreError;
+
+    #[test]
+    fn an_aborted_refresh_says_what_happened_in_one_clean_sentence() {
+        let message = StoreError::RefreshAborted {
+            message: "task 7 panicked".into(),
+        }
+        .to_string();
+        assert!(message.starts_with("the refresh stopped unexpectedly (task 7 panicked)"));
+        assert!(message.contains("nothing of it was stored and it will be retried"));
+        assert!(!message.contains("  "), "stray spaces in {message:?}");
     }
 }
