@@ -99,32 +99,97 @@ pub(crate) struct Word {
 
 impl Words {
     /// Replaces the contents with the words of `s`, split exactly as [`tokenize`] splits them.
+    ///
+    /// Most of a text is ASCII and basic Arabic letters, which normalize one character at a
+    /// time to one character (case and letter folds only); stretches of them are read directly.
+    /// Whatever else there is (marks, presentation forms, other scripts) goes through the whole
+    /// normalization, in segments that start and end at NFKC boundaries, so the result is
+    /// exactly that of normalizing the whole text.
     pub(crate) fn fill(&mut self, s: &str) {
         self.buf.clear();
         self.words.clear();
         let (buf, words) = (&mut self.buf, &mut self.words);
         // The word being built, if the last piece was part of one.
         let mut open: Option<Word> = None;
-        for_each_piece(s, |piece, span| match piece {
-            Piece::Char(c) if is_word_char(c) => {
-                let word = open.get_or_insert(Word {
-                    norm: buf.len()..buf.len(),
-                    chars: span.chars.0..span.chars.1,
-                    bytes: span.bytes.0..span.bytes.1,
-                });
-                word.chars.end = span.chars.1;
-                word.bytes.end = span.bytes.1;
-                buf.push(c);
-                word.norm.end = buf.len();
-            }
-            Piece::Char(_) => words.extend(open.take()),
-            Piece::Dropped => {
-                if let Some(word) = &mut open {
-                    word.chars.end = span.chars.1;
-                    word.bytes.end = span.bytes.1;
+        // Where the unread rest of `s` starts, in bytes and in characters.
+        let (mut byte, mut char_idx) = (0, 0);
+        while byte < s.len() {
+            // The simple stretch: each character followed by another simple one (or the end),
+            // so no mark or composition attaches to it.
+            let mut chars = s[byte..].char_indices().peekable();
+            while let Some(&(offset, c)) = chars.peek() {
+                let mut after = chars.clone();
+                after.next();
+                let next_simple = after.peek().is_none_or(|&(_, n)| is_simple(n));
+                if !(is_simple(c) && next_simple) {
+                    break;
                 }
+                chars.next();
+                let (start, end) = (byte + offset, byte + offset + c.len_utf8());
+                let folded = if c.is_ascii() {
+                    c.is_ascii_alphanumeric().then(|| c.to_ascii_lowercase())
+                } else {
+                    Some(fold_letter(c))
+                };
+                match folded {
+                    Some(f) => {
+                        let word = open.get_or_insert(Word {
+                            norm: buf.len()..buf.len(),
+                            chars: char_idx..char_idx,
+                            bytes: start..start,
+                        });
+                        buf.push(f);
+                        word.norm.end = buf.len();
+                        word.chars.end = char_idx + 1;
+                        word.bytes.end = end;
+                    }
+                    None => words.extend(open.take()),
+                }
+                char_idx += 1;
             }
-        });
+            byte = chars.peek().map_or(s.len(), |&(offset, _)| byte + offset);
+            if byte == s.len() {
+                break;
+            }
+            // The rest up to where a simple stretch starts again, normalized in full.
+            let mut chars = s[byte..].char_indices().peekable();
+            let mut count = 0;
+            let mut end = s.len();
+            while let Some((offset, c)) = chars.next() {
+                if count > 0 && is_simple(c) && chars.peek().is_none_or(|&(_, n)| is_simple(n)) {
+                    end = byte + offset;
+                    break;
+                }
+                count += 1;
+            }
+            let (base_byte, base_char) = (byte, char_idx);
+            for_each_piece(&s[byte..end], |piece, span| {
+                let chars = base_char + span.chars.0..base_char + span.chars.1;
+                let bytes = base_byte + span.bytes.0..base_byte + span.bytes.1;
+                match piece {
+                    Piece::Char(c) if is_word_char(c) => {
+                        let word = open.get_or_insert(Word {
+                            norm: buf.len()..buf.len(),
+                            chars: chars.clone(),
+                            bytes: bytes.clone(),
+                        });
+                        word.chars.end = chars.end;
+                        word.bytes.end = bytes.end;
+                        buf.push(c);
+                        word.norm.end = buf.len();
+                    }
+                    Piece::Char(_) => words.extend(open.take()),
+                    Piece::Dropped => {
+                        if let Some(word) = &mut open {
+                            word.chars.end = chars.end;
+                            word.bytes.end = bytes.end;
+                        }
+                    }
+                }
+            });
+            byte = end;
+            char_idx += count;
+        }
         words.extend(open);
     }
 
@@ -295,6 +360,12 @@ fn for_each_piece(s: &str, mut emit: impl FnMut(Piece, Span)) {
     if !run.is_empty() {
         flush_run(&run, run_at_boundary, run_first_char, s.len(), &mut emit);
     }
+}
+
+/// ASCII and basic Arabic letters: characters NFKC leaves alone when what follows is one of
+/// them too, and that the later steps only lower-case or fold.
+fn is_simple(c: char) -> bool {
+    c.is_ascii() || is_basic_arabic_letter(c)
 }
 
 /// Arabic letters U+0621–U+064A (tatweel aside): the bulk of Arabic text, and all of them
@@ -593,6 +664,47 @@ mod tests {
                 assert_eq!((w.chars.start, w.chars.end), (token.start, token.end));
                 assert_eq!(&w.bytes, bytes, "{sample:?}");
             }
+        }
+    }
+
+    #[test]
+    fn words_equal_tokens_on_random_mixtures_of_simple_and_other_characters() {
+        // Simple stretches and fully normalized segments alternate at every possible place:
+        // ASCII and basic Arabic letters next to marks, compositions, presentation forms,
+        // invisible marks, tatweel, other scripts and separators.
+        let alphabet: Vec<char> =
+            "aZ9 ،.'-بتأإآىةاله\u{0640}\u{064E}\u{0651}\u{0653}\u{0654}\u{0301}\u{0316}\
+                                   \u{200F}\u{FEFF}\u{FEFB}\u{FDF2}ﬁＲ½éÉΣς٣۴ک\n"
+                .chars()
+                .collect();
+        let mut state = 0x2545_f491_4f6c_dd1d_u64;
+        let mut next = |n: usize| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state % n as u64) as usize
+        };
+        let mut words = Words::default();
+        for _ in 0..5_000 {
+            let len = next(12);
+            let sample: String = (0..len).map(|_| alphabet[next(alphabet.len())]).collect();
+            words.fill(&sample);
+            let expected = tokenize_with_bytes(&sample);
+            let got: Vec<(String, Range<usize>, Range<usize>)> = (0..words.len())
+                .map(|i| {
+                    let w = words.get(i);
+                    (
+                        words.buf[w.norm.clone()].to_string(),
+                        w.chars.clone(),
+                        w.bytes.clone(),
+                    )
+                })
+                .collect();
+            let want: Vec<(String, Range<usize>, Range<usize>)> = expected
+                .into_iter()
+                .map(|(t, bytes)| (t.norm, t.start..t.end, bytes))
+                .collect();
+            assert_eq!(got, want, "{sample:?}");
         }
     }
 
