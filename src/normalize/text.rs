@@ -116,27 +116,26 @@ impl Words {
         while byte < s.len() {
             // The simple stretch: each character followed by another simple one (or the end),
             // so no mark or composition attaches to it.
-            let mut chars = s[byte..].char_indices().peekable();
-            while let Some(&(offset, c)) = chars.peek() {
-                let mut after = chars.clone();
-                after.next();
-                let next_simple = after.peek().is_none_or(|&(_, n)| is_simple(n));
-                if !(is_simple(c) && next_simple) {
+            let bytes = s.as_bytes();
+            let mut len = simple_len(bytes, byte);
+            while let Some(l) = len {
+                let end = byte + l;
+                let next = simple_len(bytes, end);
+                if next.is_none() && end < bytes.len() {
                     break;
                 }
-                chars.next();
-                let (start, end) = (byte + offset, byte + offset + c.len_utf8());
-                let folded = if c.is_ascii() {
-                    c.is_ascii_alphanumeric().then(|| c.to_ascii_lowercase())
-                } else {
-                    Some(fold_letter(c))
+                let folded = match l {
+                    1 => bytes[byte]
+                        .is_ascii_alphanumeric()
+                        .then(|| char::from(bytes[byte].to_ascii_lowercase())),
+                    _ => s[byte..end].chars().next().map(fold_letter),
                 };
                 match folded {
                     Some(f) => {
                         let word = open.get_or_insert(Word {
                             norm: buf.len()..buf.len(),
                             chars: char_idx..char_idx,
-                            bytes: start..start,
+                            bytes: byte..byte,
                         });
                         buf.push(f);
                         word.norm.end = buf.len();
@@ -146,8 +145,9 @@ impl Words {
                     None => words.extend(open.take()),
                 }
                 char_idx += 1;
+                byte = end;
+                len = next;
             }
-            byte = chars.peek().map_or(s.len(), |&(offset, _)| byte + offset);
             if byte == s.len() {
                 break;
             }
@@ -366,6 +366,17 @@ fn for_each_piece(s: &str, mut emit: impl FnMut(Piece, Span)) {
 /// them too, and that the later steps only lower-case or fold.
 fn is_simple(c: char) -> bool {
     c.is_ascii() || is_basic_arabic_letter(c)
+}
+
+/// The UTF-8 length of the character at byte `at` of `bytes` if it [`is_simple`]; `None` for any
+/// other character and past the end. Reads the bytes without decoding: ASCII is one byte, and
+/// U+0621–U+063F and U+0641–U+064A are D8 A1–BF and D9 81–8A.
+fn simple_len(bytes: &[u8], at: usize) -> Option<usize> {
+    match (bytes.get(at), bytes.get(at + 1)) {
+        (Some(b), _) if b.is_ascii() => Some(1),
+        (Some(0xD8), Some(0xA1..=0xBF)) | (Some(0xD9), Some(0x81..=0x8A)) => Some(2),
+        _ => None,
+    }
 }
 
 /// Arabic letters U+0621–U+064A (tatweel aside): the bulk of Arabic text, and all of them
