@@ -8,6 +8,18 @@ use scraper::{ElementRef, Html, Node};
 
 /// Plain text of an HTML fragment, paragraphs joined with "\n\n".
 pub fn html_to_text(fragment: &str) -> String {
+    // Most feed descriptions are plain text: without a tag, an entity or a NUL (which the
+    // parser drops) parsing would only collapse the whitespace, so do just that.
+    if !fragment.contains(['<', '&', '\0']) {
+        let mut out = Paragraphs::default();
+        out.push_text(fragment);
+        return out.finish().join("\n\n");
+    }
+    parsed_text(fragment)
+}
+
+/// [`html_to_text`] through the HTML parser, whatever the fragment holds.
+fn parsed_text(fragment: &str) -> String {
     let html = Html::parse_fragment(&super::depth::flatten_deep(fragment));
     let mut out = Paragraphs::default();
     collect(html.root_element(), &mut out);
@@ -160,6 +172,26 @@ fn collect(element: ElementRef<'_>, out: &mut Paragraphs) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn text_without_markup_reads_as_the_parser_reads_it() {
+        for text in [
+            "",
+            "   ",
+            "plain words",
+            "  leading and trailing\n",
+            "lines\r\nand\rreturns\n\n\nand\tblank lines",
+            "no-break\u{a0}spaces\u{2003}and\u{3000}others",
+            "قال الكرملين > إن الاجتماع \"مهم\" ' ;",
+            "\u{200f}rtl mark\u{feff} kept",
+        ] {
+            assert_eq!(html_to_text(text), parsed_text(text), "{text:?}");
+        }
+        // Anything with markup, an entity or a NUL still goes through the parser.
+        assert_eq!(html_to_text("a &amp; b"), "a & b");
+        assert_eq!(html_to_text("a<p>b"), "a\n\nb");
+        assert_eq!(html_to_text("a\0b"), parsed_text("a\0b"));
+    }
 
     #[test]
     fn blocks_become_paragraphs_and_whitespace_collapses() {
