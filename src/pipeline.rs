@@ -845,10 +845,13 @@ pub fn stored_title(title: &str) -> String {
 
 /// A body as stored: trimmed, without control characters other than newlines and tabs.
 pub fn stored_body(body: &str) -> String {
-    body.trim()
-        .chars()
-        .filter(|&c| !c.is_control() || c == '\n' || c == '\t')
-        .collect()
+    let unwanted = |c: char| c.is_control() && c != '\n' && c != '\t';
+    let body = body.trim();
+    if body.contains(unwanted) {
+        body.chars().filter(|&c| !unwanted(c)).collect()
+    } else {
+        body.to_string()
+    }
 }
 
 fn from_feed_item(
