@@ -26,21 +26,24 @@ fn padded_width(n: usize) -> usize {
 /// anonymous `?`s, which it binds in order without looking each one up by name (a lookup that
 /// grows with the number of placeholders, so binding a big statement took quadratic time).
 fn values_placeholders(rows: usize, cols: usize, sqlite: bool) -> String {
-    (0..rows)
-        .map(|r| {
-            let cells: Vec<String> = (0..cols)
-                .map(|c| {
-                    if sqlite {
-                        "?".to_string()
-                    } else {
-                        format!("${}", r * cols + c + 1)
-                    }
-                })
-                .collect();
-            format!("({})", cells.join(", "))
-        })
-        .collect::<Vec<_>>()
-        .join(", ")
+    use std::fmt::Write as _;
+    // Written into one string: a 1,024-row statement has thousands of placeholders.
+    let mut out = String::with_capacity(rows * cols * if sqlite { 3 } else { 7 });
+    for r in 0..rows {
+        out.push_str(if r == 0 { "(" } else { ", (" });
+        for c in 0..cols {
+            if c > 0 {
+                out.push_str(", ");
+            }
+            if sqlite {
+                out.push('?');
+            } else {
+                let _ = write!(out, "${}", r * cols + c + 1);
+            }
+        }
+        out.push(')');
+    }
+    out
 }
 
 /// How many of the remaining rows the next multi-row statement takes.
