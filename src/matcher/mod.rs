@@ -20,7 +20,7 @@ use std::ops::Range;
 use serde::{Deserialize, Serialize};
 
 use crate::model::Field;
-use crate::normalize::text::{Words, tokenize_with_bytes};
+use crate::normalize::text::{tokenize_with_bytes, with_words};
 use eval::{Node, Occurrence};
 use index::{TermId, TermIndex};
 use query::QueryError;
@@ -381,19 +381,19 @@ impl Matcher {
     /// Every occurrence of every indexed term in `fields`, each field tokenized once.
     fn scan(&self, fields: &[(Field, &str)]) -> Vec<FieldHit> {
         let mut found = Vec::new();
-        let mut tokens = Words::default();
         for (field, (_, text)) in fields.iter().enumerate() {
-            tokens.fill(text);
-            let words: Vec<&str> = tokens.norms().collect();
-            self.index.scan(&words, |term, range| {
-                let first = tokens.get(range.start);
-                let last = tokens.get(range.end - 1);
-                found.push(FieldHit {
-                    term,
-                    field,
-                    chars: first.chars.start..last.chars.end,
-                    bytes: first.bytes.start..last.bytes.end,
-                    words: range,
+            with_words(text, |tokens| {
+                let words: Vec<&str> = tokens.norms().collect();
+                self.index.scan(&words, |term, range| {
+                    let first = tokens.get(range.start);
+                    let last = tokens.get(range.end - 1);
+                    found.push(FieldHit {
+                        term,
+                        field,
+                        chars: first.chars.start..last.chars.end,
+                        bytes: first.bytes.start..last.bytes.end,
+                        words: range,
+                    });
                 });
             });
         }

@@ -230,7 +230,7 @@ pub fn content_hash(title: &str, body: &str) -> String {
 }
 
 /// Calls `f` with the words of `s` ([`Words::fill`]) in this thread's reusable buffer, so hashing
-/// an article's words allocates nothing per word or per article.
+/// or matching an article's words allocates nothing per word or per article.
 pub(crate) fn with_words<T>(s: &str, f: impl FnOnce(&Words) -> T) -> T {
     thread_local! {
         static WORDS: std::cell::RefCell<Words> = std::cell::RefCell::new(Words::default());
