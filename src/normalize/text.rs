@@ -720,6 +720,15 @@ mod tests {
     }
 
     #[test]
+    fn simple_characters_are_recognised_from_their_bytes() {
+        for c in ('\0'..='\u{7F}').chain('\u{0600}'..='\u{06FF}') {
+            let text = c.to_string();
+            let expected = is_simple(c).then_some(c.len_utf8());
+            assert_eq!(simple_len(text.as_bytes(), 0), expected, "{c:?}");
+        }
+    }
+
+    #[test]
     fn content_hash_ignores_cosmetic_differences() {
         let a = content_hash("بوتين يلتقي نتنياهو", "قال الكرملين: إن الاجتماع «مهم».");
         let b = content_hash("بوتين  يلتقي نتنـياهو", "قال  الكرملينُ إن الاجتماع مهمّ");
