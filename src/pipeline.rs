@@ -403,6 +403,7 @@ pub async fn collect(
         }
         FetchOutcome::Fetched(page) => page,
     };
+    let mut page = page;
     let mut collected = Collected {
         http_status: Some(page.status),
         validators: Some((page.etag.clone(), page.last_modified.clone())),
@@ -411,10 +412,14 @@ pub async fn collect(
 
     match (&source.links, source.kind) {
         (_, SourceKind::Feed) => {
-            let items = extract::feed::parse_feed(&page.text, &page.url).map_err(|e| CollectError::Parse {
+            // The body is not needed once parsed: a huge feed's text is freed before its items
+            // become articles.
+            let text = std::mem::take(&mut page.text);
+            let items = extract::feed::parse_feed(&text, &page.url).map_err(|e| CollectError::Parse {
                 url: page.url.to_string(),
                 message: format!("{e}; check that [source] url of \"{}\" points at an RSS, Atom or JSON feed", source.id),
             })?;
+            drop(text);
             collect_feed_items(
                 ctx,
                 source,

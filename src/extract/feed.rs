@@ -49,7 +49,7 @@ pub fn parse_feed(text: &str, base: &Url) -> Result<Vec<FeedItem>, ExtractError>
         // An empty id marks "the feed gave none"; see FeedItem::guid.
         .id_generator(|_, _, _| String::new())
         .build();
-    let feed = parser.parse(text.as_bytes()).map_err(|e| match e {
+    let mut feed = parser.parse(text.as_bytes()).map_err(|e| match e {
         feed_rs::parser::ParseFeedError::ParseError(
             feed_rs::parser::ParseErrorKind::NoFeedRoot,
         ) => ExtractError::NotAFeed {
@@ -60,11 +60,13 @@ pub fn parse_feed(text: &str, base: &Url) -> Result<Vec<FeedItem>, ExtractError>
             reason: other.to_string(),
         },
     })?;
+    drop(text);
     let feed_language = feed.language.as_deref().and_then(primary_language);
-    Ok(feed
-        .entries
-        .iter()
-        .map(|entry| item(entry, &feed, base, feed_language.as_deref()))
+    // Each parsed entry is dropped once its item is made, so a huge feed is not held twice.
+    let entries = std::mem::take(&mut feed.entries);
+    Ok(entries
+        .into_iter()
+        .map(|entry| item(&entry, &feed, base, feed_language.as_deref()))
         .collect())
 }
 

@@ -13,7 +13,7 @@ pub fn html_to_text(fragment: &str) -> String {
     if !fragment.contains(['<', '&', '\0']) {
         let mut out = Paragraphs::default();
         out.push_text(fragment);
-        return out.finish().join("\n\n");
+        return out.into_text();
     }
     parsed_text(fragment)
 }
@@ -23,14 +23,14 @@ fn parsed_text(fragment: &str) -> String {
     let html = Html::parse_fragment(&super::depth::flatten_deep(fragment));
     let mut out = Paragraphs::default();
     collect(html.root_element(), &mut out);
-    out.finish().join("\n\n")
+    out.into_text()
 }
 
 /// Plain text of one element of a parsed document, paragraphs joined with "\n\n".
 pub fn element_text(element: ElementRef<'_>) -> String {
     let mut out = Paragraphs::default();
     collect(element, &mut out);
-    out.finish().join("\n\n")
+    out.into_text()
 }
 
 /// Elements whose content is never reader-visible text.
@@ -131,7 +131,12 @@ impl Paragraphs {
     /// Ends the current paragraph, if it has any text.
     pub(crate) fn paragraph_break(&mut self) {
         let text = self.current.trim();
-        if !text.is_empty() {
+        if text.len() == self.current.len() {
+            // Already trimmed (the usual case): moved, not copied.
+            if !text.is_empty() {
+                self.done.push(std::mem::take(&mut self.current));
+            }
+        } else if !text.is_empty() {
             self.done.push(text.to_string());
         }
         self.current.clear();
@@ -141,6 +146,15 @@ impl Paragraphs {
     pub(crate) fn finish(mut self) -> Vec<String> {
         self.paragraph_break();
         self.done
+    }
+
+    /// The paragraphs joined with "\n\n"; a single one is returned as it is, not copied.
+    pub(crate) fn into_text(self) -> String {
+        let mut done = self.finish();
+        if done.len() == 1 {
+            return done.pop().unwrap_or_default();
+        }
+        done.join("\n\n")
     }
 }
 
