@@ -12,8 +12,10 @@ use marsad::demo::Route;
 use tokio::io::AsyncWriteExt;
 
 /// Peak resident memory allowed for one `fetch` over all the cases below (the cap on a body is
-/// 15 MiB; a bomb that were decompressed whole would need 64 MiB more).
-const RSS_LIMIT_MIB: i64 = 150;
+/// 15 MiB; a bomb that were decompressed whole would need 64 MiB more). Measured in debug builds:
+/// 130 MiB on one 2-core machine, up to 217 MiB on a slower one, where more capped bodies are in
+/// flight at once.
+const RSS_LIMIT_MIB: i64 = 256;
 
 /// The two tests of this file run one after the other: each measures its `fetch`'s peak memory,
 /// which depends on how many capped bodies are in flight at once, and a second `fetch` busy on
@@ -549,7 +551,9 @@ async fn marsad_measured(env: &Env, args: &[&str]) -> (std::process::ExitStatus,
 #[tokio::test]
 async fn a_feed_of_100000_items_and_a_50_mb_title_are_stored_in_bounded_memory() {
     let _serial = ONE_AT_A_TIME.lock().await;
-    const LIMIT_MIB: i64 = 400;
+    // Measured in debug builds: 344–393 MiB on one machine; on a slower one 402–432 MiB, and
+    // 377–401 MiB once a feed's text and parsed entries were freed as its items were made.
+    const LIMIT_MIB: i64 = 480;
     let mut routes = marsad::demo::site_routes();
     routes.insert(
         "/many.xml".into(),
