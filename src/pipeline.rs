@@ -393,7 +393,7 @@ pub async fn collect(
     if source.kind == SourceKind::Sitemap {
         return collect_sitemap(ctx, source, rules.as_ref(), skip_known).await;
     }
-    let page = match ctx.fetcher.get(&source.url, conditional).await? {
+    let mut page = match ctx.fetcher.get(&source.url, conditional).await? {
         FetchOutcome::NotModified => {
             return Ok(Collected {
                 http_status: Some(304),
@@ -403,7 +403,6 @@ pub async fn collect(
         }
         FetchOutcome::Fetched(page) => page,
     };
-    let mut page = page;
     let mut collected = Collected {
         http_status: Some(page.status),
         validators: Some((page.etag.clone(), page.last_modified.clone())),
