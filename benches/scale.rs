@@ -528,20 +528,18 @@ fn main() {
         .expect("runtime");
     rt.block_on(async {
         // MARSAD_BENCH_SERVE=N: only serve N sources and write a SQLite configuration for them
-        // in MARSAD_BENCH_DIR, to run (and profile) `marsad fetch` by hand.
+        // in MARSAD_BENCH_DIR (or for MARSAD_BENCH_STORAGE), to run (and profile) `marsad
+        // fetch` by hand.
         if let Some(n) = std::env::var("MARSAD_BENCH_SERVE")
             .ok()
             .and_then(|v| v.parse::<usize>().ok())
         {
             let server = StaticServer::start(routes(n)).await.expect("server");
             let dir = PathBuf::from(std::env::var("MARSAD_BENCH_DIR").expect("MARSAD_BENCH_DIR"));
-            let store = dir.join("marsad.db");
-            let config = write_config(
-                &dir,
-                &server.base_url(),
-                n,
-                &format!("sqlite://{}", store.display()),
-            );
+            // MARSAD_BENCH_STORAGE overrides the store (a postgres:// URL, say).
+            let storage = std::env::var("MARSAD_BENCH_STORAGE")
+                .unwrap_or_else(|_| format!("sqlite://{}", dir.join("marsad.db").display()));
+            let config = write_config(&dir, &server.base_url(), n, &storage);
             println!("serving {n} sources; config {}", config.display());
             std::future::pending::<()>().await;
         }

@@ -155,14 +155,21 @@ async fn prune_keeps_matched_articles_longer() {
     let pruned = &json_lines(&out)[0];
     assert_eq!(pruned["articles"], 8 - matched);
     assert_eq!(env.count("SELECT COUNT(*) FROM articles").await, matched);
-    assert_eq!(
-        env.count(
-            "SELECT COUNT(*) FROM article_urls WHERE article NOT IN (SELECT id FROM articles)"
-        )
-        .await,
-        0,
-        "URLs of pruned articles go with them"
-    );
+    for table in [
+        "article_urls",
+        "article_guids",
+        "matches",
+        "article_signatures",
+    ] {
+        let sql =
+            format!("SELECT COUNT(*) FROM {table} WHERE article NOT IN (SELECT id FROM articles)");
+        assert_eq!(
+            env.count(&sql).await,
+            0,
+            "rows of {table} of pruned articles go with them"
+        );
+    }
+    assert!(env.count("SELECT COUNT(*) FROM article_guids").await > 0);
     // The search index forgets them too.
     assert!(search_titles(&env, "لبنان").await.len() as i64 <= matched);
 

@@ -42,10 +42,10 @@ pub enum Db {
     Pg(PgPool, PgWriter),
 }
 
-/// The one connection this process stores refreshes through (PostgreSQL). Batches are written
-/// one at a time per process anyway; spread over the pool's eight connections, each statement
-/// shape was prepared, and planned afresh for its first executions, on every connection, and
-/// planning was an eighth of the server's time on the write path.
+/// The [`PG_WRITE_BATCHES`] connections this process stores refreshes through (PostgreSQL).
+/// Spread over the pool's eight connections, each statement shape was prepared, and planned
+/// afresh for its first executions, on every connection, and planning was an eighth of the
+/// server's time on the write path.
 #[derive(Clone, Debug)]
 pub struct PgWriter(PgPool);
 
@@ -131,6 +131,10 @@ pub enum StoreError {
     RefreshAborted { message: String },
 }
 
+/// Refresh batches one process writes to PostgreSQL at once (see [`Db::gate`]). Measured on a
+/// 1,000-source fetch: one 4.4–4.9 s, two 3.6 s, three 3.4–3.7 s.
+pub const PG_WRITE_BATCHES: usize = 2;
+
 /// How long opening a PostgreSQL database waits for the server before giving up.
 pub const PG_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -139,17 +143,27 @@ impl Db {
     /// (`Db::group_commit`). SQLite has one writer at a time; without the gate the pool's
     /// connections race for its lock and the losers sleep in SQLite's busy handler (1, 2, 5 …
     /// 100 ms) while the lock is free again long before. Other processes (a `fetch` beside the
-    /// daemon) still meet at SQLite's own lock. On PostgreSQL it keeps one batch at a time per
-    /// process, so that refreshes queue into the next batch rather than for the story lock.
-    pub(crate) fn gate(&self) -> Arc<tokio::sync::Mutex<()>> {
+    /// daemon) still meet at SQLite's own lock. On PostgreSQL it lets [`PG_WRITE_BATCHES`]
+    /// batches through at once: one batch at a time left the writer idle (and the server
+    /// waiting) for half of each batch's time, on round trips and on building the next
+    /// statement; more than two do not wait for each other less, since story assignment is
+    /// serialised (the story lock) and the rest then queues behind it.
+    pub(crate) fn gate(&self) -> Arc<tokio::sync::Semaphore> {
         type Gates =
-            std::sync::Mutex<std::collections::HashMap<String, Arc<tokio::sync::Mutex<()>>>>;
+            std::sync::Mutex<std::collections::HashMap<String, Arc<tokio::sync::Semaphore>>>;
         static GATES: std::sync::OnceLock<Gates> = std::sync::OnceLock::new();
         let mut gates = GATES
             .get_or_init(Default::default)
             .lock()
             .unwrap_or_else(|e| e.into_inner());
-        gates.entry(self.identity()).or_default().clone()
+        let permits = match self {
+            Db::Sqlite(..) => 1,
+            Db::Pg(..) => PG_WRITE_BATCHES,
+        };
+        gates
+            .entry(self.identity())
+            .or_insert_with(|| Arc::new(tokio::sync::Semaphore::new(permits)))
+            .clone()
     }
 }
 
@@ -230,12 +244,7 @@ impl BeginWrite for PgPool {
         // exclusively, which waits for — and keeps out — every keyed refresh, since those hold
         // the bulk lock shared.
         if keys.len() > MAX_KEY_LOCKS {
-            sqlx::query("SELECT pg_advisory_xact_lock($1, $2)")
-                .bind(ADVISORY_SPACE)
-                .bind(BULK_LOCK)
-                .execute(&mut **tx)
-                .await?;
-            return Ok(());
+            return lock_bulk_exclusive(tx).await;
         }
         sqlx::query("SELECT pg_advisory_xact_lock_shared($1, $2)")
             .bind(ADVISORY_SPACE)
@@ -260,6 +269,19 @@ impl BeginWrite for PgPool {
             .await?;
         Ok(())
     }
+}
+
+/// Takes the bulk lock exclusively (PostgreSQL): waits for every refresh write under way and
+/// keeps new ones out until the transaction ends.
+pub(crate) async fn lock_bulk_exclusive(
+    tx: &mut sqlx::Transaction<'static, sqlx::Postgres>,
+) -> Result<(), sqlx::Error> {
+    sqlx::query("SELECT pg_advisory_xact_lock($1, $2)")
+        .bind(ADVISORY_SPACE)
+        .bind(BULK_LOCK)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
 }
 
 /// Attaches what the store was doing to an sqlx error.
@@ -386,7 +408,7 @@ impl Db {
                 source,
             })?;
         let writer = PgPoolOptions::new()
-            .max_connections(1)
+            .max_connections(PG_WRITE_BATCHES as u32)
             .acquire_timeout(Duration::from_secs(30))
             .connect_with(options)
             .await

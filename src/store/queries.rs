@@ -859,7 +859,7 @@ impl Queue {
 /// ([`Db::gate`]).
 struct Group {
     queue: std::sync::Mutex<Queue>,
-    gate: std::sync::Arc<tokio::sync::Mutex<()>>,
+    gate: std::sync::Arc<tokio::sync::Semaphore>,
 }
 
 fn group_of(db: &Db) -> std::sync::Arc<Group> {
@@ -1115,7 +1115,9 @@ impl Db {
                 Err(tokio::sync::oneshot::error::TryRecvError::Closed) => return Err(lost()),
                 Err(tokio::sync::oneshot::error::TryRecvError::Empty) => {}
             }
-            let gate = group.gate.clone().lock_owned().await;
+            let Ok(gate) = group.gate.clone().acquire_owned().await else {
+                return Err(lost());
+            };
             let batch = {
                 let mut queue = group.queue.lock().unwrap_or_else(|e| e.into_inner());
                 // PostgreSQL: no more keys than are locked one by one, so that a batch does not
@@ -1126,7 +1128,8 @@ impl Db {
                 })
             };
             if batch.is_empty() {
-                // Taken by a batch that has finished (it held the gate): the outcome is sent.
+                // Taken by a batch that has finished or is under way (it held a gate permit):
+                // its outcome is sent or will be.
                 drop(gate);
                 return receiver.await.unwrap_or_else(|_| Err(lost()));
             }

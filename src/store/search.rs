@@ -187,38 +187,86 @@ impl Db {
         matched_before: DateTime<Utc>,
     ) -> Result<Pruned, StoreError> {
         let mut pruned = Pruned::default();
-        with_db!(self, pool => {
-            let mut tx = pool.begin().await.context("starting a transaction")?;
-            pruned.articles = sqlx::query(
-                "DELETE FROM articles WHERE fetched < $1 \
-                 AND NOT EXISTS (SELECT 1 FROM matches m WHERE m.article = articles.id)",
-            )
-            .bind(articles_before)
-            .execute(&mut *tx)
-            .await
-            .context("pruning unmatched articles")?
-            .rows_affected();
-            pruned.matched_articles = sqlx::query("DELETE FROM articles WHERE fetched < $1")
-                .bind(matched_before)
-                .execute(&mut *tx)
-                .await
-                .context("pruning matched articles")?
-                .rows_affected();
-            pruned.fetches = sqlx::query("DELETE FROM fetches WHERE started < $1")
+        match self {
+            Db::Sqlite(pool, _) => {
+                // Foreign keys (ON DELETE CASCADE) take the articles' rows with them.
+                let mut tx = pool.begin().await.context("starting a transaction")?;
+                pruned.articles = sqlx::query(
+                    "DELETE FROM articles WHERE fetched < $1 \
+                     AND NOT EXISTS (SELECT 1 FROM matches m WHERE m.article = articles.id)",
+                )
                 .bind(articles_before)
                 .execute(&mut *tx)
                 .await
-                .context("pruning the fetch log")?
+                .context("pruning unmatched articles")?
                 .rows_affected();
-            if matches!(self, Db::Sqlite(..)) {
-                // FTS5 tables take no foreign keys.
-                sqlx::query("DELETE FROM article_search WHERE rowid NOT IN (SELECT id FROM articles)")
+                pruned.matched_articles = sqlx::query("DELETE FROM articles WHERE fetched < $1")
+                    .bind(matched_before)
                     .execute(&mut *tx)
                     .await
-                    .context("pruning the search index")?;
+                    .context("pruning matched articles")?
+                    .rows_affected();
+                pruned.fetches = sqlx::query("DELETE FROM fetches WHERE started < $1")
+                    .bind(articles_before)
+                    .execute(&mut *tx)
+                    .await
+                    .context("pruning the fetch log")?
+                    .rows_affected();
+                // FTS5 tables take no foreign keys.
+                sqlx::query(
+                    "DELETE FROM article_search WHERE rowid NOT IN (SELECT id FROM articles)",
+                )
+                .execute(&mut *tx)
+                .await
+                .context("pruning the search index")?;
+                tx.commit().await.context("committing the prune")?;
             }
-            tx.commit().await.context("committing the prune")?;
-        });
+            Db::Pg(pool, _) => {
+                // No foreign keys here (migration 0010): the rows keyed by a pruned article are
+                // deleted with it. The bulk lock, taken exclusively, waits for the refresh
+                // writes under way and keeps new ones out until the prune commits, so none can
+                // link a URL, GUID or story to an article being deleted.
+                let mut tx = pool.begin().await.context("starting a transaction")?;
+                super::lock_bulk_exclusive(&mut tx)
+                    .await
+                    .context("waiting for refresh writes to finish")?;
+                const WITH_ROWS: &str = ", \
+                     u AS (DELETE FROM article_urls WHERE article IN (SELECT id FROM gone)), \
+                     g AS (DELETE FROM article_guids WHERE article IN (SELECT id FROM gone)), \
+                     m AS (DELETE FROM matches WHERE article IN (SELECT id FROM gone)), \
+                     s AS (DELETE FROM article_search WHERE article IN (SELECT id FROM gone)), \
+                     x AS (DELETE FROM article_signatures WHERE article IN (SELECT id FROM gone)) \
+                     SELECT COUNT(*) AS n FROM gone";
+                let count = |row: sqlx::postgres::PgRow| -> Result<u64, sqlx::Error> {
+                    Ok(row.try_get::<i64, _>("n")?.max(0) as u64)
+                };
+                let unmatched = sqlx::query(sqlx::AssertSqlSafe(format!(
+                    "WITH gone AS (DELETE FROM articles WHERE fetched < $1 \
+                     AND NOT EXISTS (SELECT 1 FROM matches m WHERE m.article = articles.id) \
+                     RETURNING id){WITH_ROWS}"
+                )))
+                .bind(articles_before)
+                .fetch_one(&mut *tx)
+                .await
+                .context("pruning unmatched articles")?;
+                pruned.articles = count(unmatched).context("pruning unmatched articles")?;
+                let matched = sqlx::query(sqlx::AssertSqlSafe(format!(
+                    "WITH gone AS (DELETE FROM articles WHERE fetched < $1 RETURNING id){WITH_ROWS}"
+                )))
+                .bind(matched_before)
+                .fetch_one(&mut *tx)
+                .await
+                .context("pruning matched articles")?;
+                pruned.matched_articles = count(matched).context("pruning matched articles")?;
+                pruned.fetches = sqlx::query("DELETE FROM fetches WHERE started < $1")
+                    .bind(articles_before)
+                    .execute(&mut *tx)
+                    .await
+                    .context("pruning the fetch log")?
+                    .rows_affected();
+                tx.commit().await.context("committing the prune")?;
+            }
+        }
         Ok(pruned)
     }
 }
