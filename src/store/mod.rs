@@ -410,7 +410,10 @@ impl Db {
         let writer = PgPoolOptions::new()
             .max_connections(PG_WRITE_BATCHES as u32)
             .acquire_timeout(Duration::from_secs(30))
-            .connect_with(options)
+            // The write path's lookups touch a handful of rows each; a parallel plan (which the
+            // planner picked for a batch's combined lookup) spent more starting its workers
+            // than the whole statement takes alone.
+            .connect_with(options.options([("max_parallel_workers_per_gather", "0")]))
             .await
             .map_err(|source| StoreError::Connect { target, source })?;
         Ok(Db::Pg(pool, PgWriter(writer)))

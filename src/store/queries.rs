@@ -194,6 +194,21 @@ where
     (sql, binder)
 }
 
+/// The URL, GUID and content-hash lookups of a batch as one PostgreSQL statement, each list an
+/// array (see [`PgArray`]); rows as in [`sqlite_lookups`].
+const PG_LOOKUPS: &str = "SELECT 0::int8 AS k, u.url AS s, NULL::text AS g, u.article AS id, \
+     a.content_hash AS h FROM article_urls u JOIN articles a ON a.id = u.article \
+     WHERE u.url = ANY($1) \
+     UNION ALL SELECT 1::int8, g.source, g.guid, g.article, a.content_hash \
+     FROM unnest($2::text[], $3::text[]) AS v(source, guid) \
+     JOIN article_guids g ON g.source = v.source AND g.guid = v.guid \
+     JOIN articles a ON a.id = g.article \
+     UNION ALL SELECT 2::int8, NULL, NULL, id, content_hash FROM articles \
+     WHERE content_hash = ANY($4)";
+
+/// Values of each list one [`PG_LOOKUPS`] statement looks up at most.
+const PG_LOOKUP_ROWS: usize = 4 * WRITE_ROWS;
+
 /// Values held back at most before they are sent on their own.
 const PENDING_VALUES: usize = 4 * WRITE_ROWS;
 
@@ -211,6 +226,112 @@ impl Backend for &mut sqlx::SqliteConnection {
 
 impl Backend for &mut sqlx::PgConnection {
     const SQLITE: bool = false;
+}
+
+/// One column of a batch's rows, bound as one PostgreSQL array for `unnest($1::text[], …)`: the
+/// batch is one statement per table, of one fixed text that plans in a moment. As multi-row
+/// `VALUES` lists (64 rows and up to 576 parameters a statement, so three or four statements
+/// per table and batch, each planned for its values) planning was a sixth of the server's time
+/// storing refreshes, and each statement a round trip. SQLite has no arrays: the statements
+/// that bind one run on PostgreSQL only, and binding one on SQLite is an error.
+pub(super) struct PgArray<T>(pub(super) Vec<T>);
+
+impl<T> sqlx::Type<sqlx::Postgres> for PgArray<T>
+where
+    Vec<T>: sqlx::Type<sqlx::Postgres>,
+{
+    fn type_info() -> sqlx::postgres::PgTypeInfo {
+        <Vec<T> as sqlx::Type<sqlx::Postgres>>::type_info()
+    }
+    fn compatible(ty: &sqlx::postgres::PgTypeInfo) -> bool {
+        <Vec<T> as sqlx::Type<sqlx::Postgres>>::compatible(ty)
+    }
+}
+
+impl<'q, T> sqlx::Encode<'q, sqlx::Postgres> for PgArray<T>
+where
+    Vec<T>: sqlx::Encode<'q, sqlx::Postgres>,
+{
+    fn encode_by_ref(
+        &self,
+        buf: &mut sqlx::postgres::PgArgumentBuffer,
+    ) -> Result<sqlx::encode::IsNull, sqlx::error::BoxDynError> {
+        self.0.encode_by_ref(buf)
+    }
+    fn size_hint(&self) -> usize {
+        self.0.size_hint()
+    }
+}
+
+impl<T> sqlx::Type<sqlx::Sqlite> for PgArray<T> {
+    fn type_info() -> sqlx::sqlite::SqliteTypeInfo {
+        <Vec<u8> as sqlx::Type<sqlx::Sqlite>>::type_info()
+    }
+}
+
+impl<'q, T> sqlx::Encode<'q, sqlx::Sqlite> for PgArray<T> {
+    fn encode_by_ref(
+        &self,
+        _buf: &mut <sqlx::Sqlite as sqlx::Database>::ArgumentBuffer,
+    ) -> Result<sqlx::encode::IsNull, sqlx::error::BoxDynError> {
+        Err("a column array is bound on PostgreSQL only".into())
+    }
+}
+
+/// `sql`'s `VALUES {VALUES}` as PostgreSQL reads a batch of rows from one array per column
+/// (see [`PgArray`]): `SELECT * FROM unnest($1::text[], …) AS t(column1, …)`, the column names
+/// a `VALUES` list has.
+fn unnest_sql(sql: &str, types: &[&str]) -> String {
+    use std::fmt::Write as _;
+    let mut rows = String::from("SELECT * FROM unnest(");
+    for (i, ty) in types.iter().enumerate() {
+        let _ = write!(rows, "{}${}::{ty}[]", if i == 0 { "" } else { ", " }, i + 1);
+    }
+    rows.push_str(") AS t(");
+    for i in 1..=types.len() {
+        let _ = write!(rows, "{}column{i}", if i == 1 { "" } else { ", " });
+    }
+    rows.push(')');
+    sql.replace("VALUES {VALUES}", &rows)
+}
+
+/// Writes `$rows` with `$sql`, whose `VALUES {VALUES}` stands for the rows, each row's values
+/// given by `|row| (value => "sql type", …)`: on SQLite as [`insert_rows`] does (multi-row
+/// `VALUES`, held back in `$pending` with `defer`), on PostgreSQL one statement per
+/// [`WRITE_ROWS`] rows with one array per column ([`unnest_sql`]). With `after` and a trailing
+/// `for row { … }`, runs that on each row returned (`RETURNING`), sending what `$pending` held
+/// back first. A macro so it expands once per backend inside `with_db!`.
+macro_rules! write_rows {
+    (defer $pending:expr, $exec:expr, $sql:expr, $context:expr, $rows:expr, |$row:ident| ($($col:expr => $ty:literal),+ $(,)?)) => {{
+        let types: &[&str] = &[$($ty),+];
+        if Backend::is_sqlite(&$exec) {
+            insert_rows!(defer $pending, $exec, $sql, $context, types.len(), $rows, |q, $row| q $(.bind($col))+);
+        } else {
+            let sql = unnest_sql($sql, types);
+            for part in $rows.chunks(WRITE_ROWS) {
+                sqlx::query(sqlx::AssertSqlSafe(sql.as_str()))
+                    $(.bind(PgArray(part.iter().map(|$row| $col).collect::<Vec<_>>())))+
+                    .execute(&mut *$exec)
+                    .await
+                    .context($context)?;
+            }
+        }
+    }};
+    (after $pending:expr, $exec:expr, $sql:expr, $context:expr, $rows:expr, |$row:ident| ($($col:expr => $ty:literal),+ $(,)?), for $r:ident $handle:block) => {{
+        let types: &[&str] = &[$($ty),+];
+        if Backend::is_sqlite(&$exec) {
+            insert_rows!(after $pending, $exec, $sql, $context, types.len(), $rows, |q, $row| q $(.bind($col))+, for $r $handle);
+        } else {
+            let sql = unnest_sql($sql, types);
+            for part in $rows.chunks(WRITE_ROWS) {
+                for $r in sqlx::query(sqlx::AssertSqlSafe(sql.as_str()))
+                    $(.bind(PgArray(part.iter().map(|$row| $col).collect::<Vec<_>>())))+
+                    .fetch_all(&mut *$exec)
+                    .await
+                    .context($context)? $handle
+            }
+        }
+    }};
 }
 
 fn distinct<T: Clone + Ord>(items: &[T]) -> Vec<T> {
@@ -1276,18 +1397,41 @@ impl Db {
             // What the database knows of these URLs, GUIDs and texts: three lookups (per chunk;
             // on SQLite all in one round trip, unless the batch is huge).
             let mut stored = Stored::default();
-            if Backend::is_sqlite(&&mut *tx)
-                && lookup_urls.len() + 2 * guids.len() + hashes.len() <= PENDING_VALUES
-            {
+            let sqlite = Backend::is_sqlite(&&mut *tx);
+            let combined = if !sqlite {
+                let parts = lookup_urls.len().max(guids.len()).max(hashes.len()).div_ceil(PG_LOOKUP_ROWS);
+                let mut rows = Vec::new();
+                for i in 0..parts {
+                    let part = |n: usize| (i * PG_LOOKUP_ROWS).min(n)..((i + 1) * PG_LOOKUP_ROWS).min(n);
+                    let urls = &lookup_urls[part(lookup_urls.len())];
+                    let guids = &guids[part(guids.len())];
+                    let hashes = &hashes[part(hashes.len())];
+                    rows.extend(
+                        sqlx::query(PG_LOOKUPS)
+                            .bind(PgArray(urls.iter().map(String::as_str).collect()))
+                            .bind(PgArray(guids.iter().map(|g| g.0.as_str()).collect()))
+                            .bind(PgArray(guids.iter().map(|g| g.1.as_str()).collect()))
+                            .bind(PgArray(hashes.iter().map(String::as_str).collect()))
+                            .fetch_all(&mut *tx)
+                            .await
+                            .context("deduplicating by URL, GUID and content")?,
+                    );
+                }
+                Some(rows)
+            } else if lookup_urls.len() + 2 * guids.len() + hashes.len() <= PENDING_VALUES {
                 let (sql, binder) = sqlite_lookups(&lookup_urls, &guids, &hashes);
-                let rows = match (Pending { sql, binder }).flush() {
+                Some(match (Pending { sql, binder }).flush() {
                     Some(query) => query
                         .context("deduplicating")?
                         .fetch_all(&mut *tx)
                         .await
                         .context("deduplicating by URL, GUID and content")?,
                     None => Vec::new(),
-                };
+                })
+            } else {
+                None
+            };
+            if let Some(rows) = combined {
                 for r in rows {
                     let (kind, key, guid): (i64, Option<String>, Option<String>) =
                         (r.try_get("k"), r.try_get("s"), r.try_get("g"))
@@ -1378,16 +1522,21 @@ impl Db {
             let mut new_ids: Vec<i64> = Vec::with_capacity(plan.new.len());
             if !plan.new.is_empty() {
                 let mut by_url: HashMap<String, i64> = HashMap::new();
-                insert_rows!(&mut *tx,
+                write_rows!(after pending, &mut *tx,
                     "INSERT INTO articles (source, url, title, body, published, fetched, language, author, content_hash) \
                      VALUES {VALUES} RETURNING id, url",
-                    "storing an article", 9, &plan.new,
-                    |q, n| {
-                        let (first, text) = (articles[n.first], articles[n.text]);
-                        q.bind(&first.source).bind(&first.url).bind(&text.title).bind(&text.body)
-                            .bind(first.published).bind(fetched_of(n.first)).bind(&first.language)
-                            .bind(&first.author).bind(&text.content_hash)
-                    },
+                    "storing an article", &plan.new,
+                    |n| (
+                        articles[n.first].source.as_str() => "text",
+                        articles[n.first].url.as_str() => "text",
+                        articles[n.text].title.as_str() => "text",
+                        articles[n.text].body.as_str() => "text",
+                        articles[n.first].published => "timestamptz",
+                        fetched_of(n.first) => "timestamptz",
+                        articles[n.first].language.as_deref() => "text",
+                        articles[n.first].author.as_deref() => "text",
+                        articles[n.text].content_hash.as_str() => "text",
+                    ),
                     for r {
                         let (id, url): (i64, String) = (r.try_get("id"), r.try_get("url"))
                             .all()
@@ -1420,20 +1569,20 @@ impl Db {
             // time, and a full-text refresh can take long enough that a period ending meanwhile
             // would otherwise never see them.
             let matched = Utc::now();
-            let mut match_rows: Vec<(i64, &str, &str)> = Vec::new();
+            let mut match_rows: Vec<(i64, &str, &str, DateTime<Utc>)> = Vec::new();
             for (n, id) in plan.new.iter().zip(&new_ids) {
                 let (w, k) = origin[n.first];
                 let found = &writes[w].write.articles[k].1;
                 for (m, hits) in found.iter().zip(&writes[w].hits[k]) {
-                    match_rows.push((*id, m.watchlist.as_str(), hits.as_str()));
+                    match_rows.push((*id, m.watchlist.as_str(), hits.as_str(), matched));
                 }
                 outcomes[w].matches += found.len();
             }
-            insert_rows!(defer pending, &mut *tx,
+            write_rows!(defer pending, &mut *tx,
                 "INSERT INTO matches (article, watchlist, hits, matched) VALUES {VALUES} \
                  ON CONFLICT (article, watchlist) DO NOTHING",
-                "storing a match", 4, &match_rows,
-                |q, m| q.bind(m.0).bind(m.1).bind(m.2).bind(matched));
+                "storing a match", &match_rows,
+                |m| (m.0 => "int8", m.1 => "text", m.2 => "text", m.3 => "timestamptz"));
 
             // Every URL each article was reached at, its GUID, and the new forms of links to
             // articles already stored.
@@ -1449,21 +1598,21 @@ impl Db {
                     Some((canonical.as_str(), id_of(*r), p.write.source.as_str(), raw.as_str(), p.write.finished))
                 }));
             }
-            insert_rows!(defer pending, &mut *tx,
+            write_rows!(defer pending, &mut *tx,
                 "INSERT INTO article_urls (url, article, source, raw_url, first_seen) VALUES {VALUES} \
                  ON CONFLICT (raw_url) DO NOTHING",
-                "recording an article URL", 5, &url_rows,
-                |q, u| q.bind(u.0).bind(u.1).bind(u.2).bind(u.3).bind(u.4));
+                "recording an article URL", &url_rows,
+                |u| (u.0 => "text", u.1 => "int8", u.2 => "text", u.3 => "text", u.4 => "timestamptz"));
             let guid_rows: Vec<(&str, &str, i64)> = articles
                 .iter()
                 .zip(&plan.refs)
                 .filter_map(|(a, r)| Some((a.source.as_str(), a.guid.as_deref()?, id_of(*r))))
                 .collect();
-            insert_rows!(defer pending, &mut *tx,
+            write_rows!(defer pending, &mut *tx,
                 "INSERT INTO article_guids (source, guid, article) VALUES {VALUES} \
                  ON CONFLICT (source, guid) DO NOTHING",
-                "recording a GUID", 3, &guid_rows,
-                |q, g| q.bind(g.0).bind(g.1).bind(g.2));
+                "recording a GUID", &guid_rows,
+                |g| (g.0 => "text", g.1 => "text", g.2 => "int8"));
 
             // The fetch log and each source's state, one row per refresh.
             let logged: Vec<(&RefreshWrite, i64)> = writes
@@ -1471,12 +1620,20 @@ impl Db {
                 .zip(&outcomes)
                 .map(|(p, o)| (&p.write, o.new.len() as i64))
                 .collect();
-            insert_rows!(defer pending, &mut *tx,
+            write_rows!(defer pending, &mut *tx,
                 "INSERT INTO fetches (source, started, finished, outcome, http_status, items, new_articles, error) \
                  VALUES {VALUES}",
-                "logging a fetch", 8, &logged,
-                |q, l| q.bind(&l.0.source).bind(l.0.started).bind(l.0.finished).bind(l.0.outcome)
-                    .bind(l.0.http_status.map(i64::from)).bind(l.0.items as i64).bind(l.1).bind(&l.0.error));
+                "logging a fetch", &logged,
+                |l| (
+                    l.0.source.as_str() => "text",
+                    l.0.started => "timestamptz",
+                    l.0.finished => "timestamptz",
+                    l.0.outcome => "text",
+                    l.0.http_status.map(i64::from) => "int8",
+                    l.0.items as i64 => "int8",
+                    l.1 => "int8",
+                    l.0.error.as_deref() => "text",
+                ));
             // Per refresh: (id, time, error, next run, failed, keep validators, etag,
             // last-modified, lease to end). A batch holds each source at most once (`Queue::take_batch`).
             let states: Vec<SourceStateRow<'_>> =
@@ -1492,7 +1649,7 @@ impl Db {
                          w.outcome == "error", keep, etag, last_modified, w.release_lease.as_deref())
                     })
                     .collect();
-            insert_rows!(defer pending, &mut *tx,
+            write_rows!(defer pending, &mut *tx,
                 "UPDATE sources SET last_attempt = v.column2, \
                  last_success = CASE WHEN v.column5 THEN sources.last_success ELSE v.column2 END, \
                  last_error = v.column3, \
@@ -1503,8 +1660,18 @@ impl Db {
                  lease_owner = CASE WHEN sources.lease_owner = v.column9 THEN NULL ELSE sources.lease_owner END, \
                  lease_until = CASE WHEN sources.lease_owner = v.column9 THEN NULL ELSE sources.lease_until END \
                  FROM (VALUES {VALUES}) AS v WHERE sources.id = v.column1",
-                "recording a source's state", 9, &states,
-                |q, s| q.bind(s.0).bind(s.1).bind(s.2).bind(s.3).bind(s.4).bind(s.5).bind(s.6).bind(s.7).bind(s.8));
+                "recording a source's state", &states,
+                |s| (
+                    s.0 => "text",
+                    s.1 => "timestamptz",
+                    s.2 => "text",
+                    s.3 => "timestamptz",
+                    s.4 => "bool",
+                    s.5 => "bool",
+                    s.6 => "text",
+                    s.7 => "text",
+                    s.8 => "text",
+                ));
 
             // Stories last: near-duplicates stored at the same time by several daemons must see
             // each other, so this part is serialised (PostgreSQL) and kept short.

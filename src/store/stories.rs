@@ -311,17 +311,17 @@ macro_rules! assign_stories {
             placed.push((id, story, via, similarity));
             seq += 1;
             if sig_rows.len() == WRITE_ROWS {
-                insert_rows!(defer $pending, &mut *$tx,
+                write_rows!(defer $pending, &mut *$tx,
                     "INSERT INTO article_signatures (article, signature, fetched, seq) VALUES {VALUES}",
-                    "recording signatures", 4, &sig_rows,
-                    |q, r| q.bind(r.0).bind(&r.1).bind(r.2).bind(r.3));
+                    "recording signatures", &sig_rows,
+                    |r| (r.0 => "int8", r.1.as_slice() => "bytea", r.2 => "timestamptz", r.3 => "int8"));
                 sig_rows.clear();
             }
         }
-        insert_rows!(defer $pending, &mut *$tx,
+        write_rows!(defer $pending, &mut *$tx,
             "INSERT INTO article_signatures (article, signature, fetched, seq) VALUES {VALUES}",
-            "recording signatures", 4, &sig_rows,
-            |q, r| q.bind(r.0).bind(&r.1).bind(r.2).bind(r.3));
+            "recording signatures", &sig_rows,
+            |r| (r.0 => "int8", r.1.as_slice() => "bytea", r.2 => "timestamptz", r.3 => "int8"));
         if seq != last + 1 {
             return Err(StoreError::Corrupt {
                 context: "placing articles in stories",
@@ -332,10 +332,10 @@ macro_rules! assign_stories {
         let mut real: Vec<i64> = Vec::with_capacity(starts.len());
         for chunk in starts.chunks(WRITE_ROWS) {
             let mut started: HashMap<i64, i64> = HashMap::with_capacity(chunk.len());
-            insert_rows!(after $pending, &mut *$tx,
+            write_rows!(after $pending, &mut *$tx,
                 "INSERT INTO stories (first_article, created) VALUES {VALUES} RETURNING id, first_article",
-                "starting stories", 2, chunk,
-                |q, first| q.bind(first.0).bind(first.1),
+                "starting stories", chunk,
+                |first| (first.0 => "int8", first.1 => "timestamptz"),
                 for r {
                     let (story, first): (i64, i64) = (r.try_get("id"), r.try_get("first_article"))
                         .all()
@@ -361,11 +361,11 @@ macro_rules! assign_stories {
                 })
                 .collect();
             // `column1`… are the names both backends give the columns of a `VALUES` list.
-            insert_rows!(defer $pending, &mut *$tx,
+            write_rows!(defer $pending, &mut *$tx,
                 "UPDATE articles SET story = v.column2, story_reason = v.column3, story_via = v.column4, \
                  story_similarity = v.column5 FROM (VALUES {VALUES}) AS v WHERE articles.id = v.column1",
-                "recording articles' stories", 5, &rows,
-                |q, r| q.bind(r.0).bind(r.1).bind(r.2).bind(r.3).bind(r.4));
+                "recording articles' stories", &rows,
+                |r| (r.0 => "int8", r.1 => "int8", r.2 => "text", r.3 => "int8", r.4 => "float8"));
         }
         $crate::dedupe::add_store_assignment_time(assigning.elapsed());
     }};
