@@ -352,7 +352,15 @@ pub async fn run(
         }
         // Try to lease the sources this daemon believes due — twice as many candidates as free
         // slots, so that losing some to other daemons still fills the slots — at most `free`.
+        // While more are due than there are free slots, lease a group at a time (an eighth of
+        // the slots), not one source per finished refresh: each lease is a statement on the
+        // shared database, and a 1,000-source refresh made a thousand of them.
         let mut candidates = queue.due_now(now, free.saturating_mul(2));
+        let lease_step = (concurrency / 8).max(1);
+        let wait_for_group = free < lease_step && candidates.len() > free;
+        if wait_for_group {
+            candidates.clear();
+        }
         let lease = chrono::Duration::from_std(loaded.settings.schedule.lease)
             .unwrap_or(chrono::Duration::minutes(5));
         let leased = if candidates.is_empty() {
@@ -374,11 +382,16 @@ pub async fn run(
                 }
             }
         };
-        let missed: Vec<String> = candidates
-            .iter()
-            .filter(|c| !leased.contains(c))
-            .cloned()
-            .collect();
+        // With `free` leased, the candidates left were over the limit, not lost: still due.
+        let missed: Vec<String> = if leased.len() >= free {
+            Vec::new()
+        } else {
+            candidates
+                .iter()
+                .filter(|c| !leased.contains(c))
+                .cloned()
+                .collect()
+        };
         if !missed.is_empty() {
             // Another daemon holds or refreshed them (or they were past the limit): learn when
             // they are due now. Ones the database does not answer for wait for the next resync.
@@ -482,12 +495,17 @@ pub async fn run(
         }
 
         notify(&[sd_notify::NotifyState::Watchdog]);
-        let next_source = if running.len() < concurrency {
+        let next_source = if running.len() < concurrency && !wait_for_group {
             queue.next()
         } else {
             None // a finishing refresh wakes the loop
         };
-        crate::metrics::set_lag(next_source.map_or(chrono::Duration::zero(), |due| now - due));
+        // Sources waiting for a free slot are behind schedule too.
+        crate::metrics::set_lag(
+            queue
+                .next()
+                .map_or(chrono::Duration::zero(), |due| now - due),
+        );
         let wake = next_source
             .iter()
             .copied()
