@@ -5,7 +5,9 @@ use std::collections::{HashMap, HashSet};
 use chrono::{DateTime, Utc};
 use sqlx::Row;
 
-use super::stories::{StoryCacheGuard, assign_stories, prune_story_window, sync_story_cache};
+use super::stories::{
+    Placement, StoryCacheGuard, assign_stories, prune_story_window, sync_story_cache,
+};
 use super::{BeginWrite, Context, Db, StoreError, with_db};
 use crate::dedupe::StoryParams;
 use crate::matcher::Hit;
@@ -1519,8 +1521,30 @@ impl Db {
 
             // New articles, in one statement per chunk; their URLs are distinct, so the returned
             // (id, url) pairs say which id each got.
+            // SQLite: inserted here, their story recorded onto them once placed. PostgreSQL:
+            // their ids taken from the table's sequence now, the rows inserted once placed, with
+            // their story; an update of every new article (a second version of each row, and of
+            // each of its index entries) was the costliest statement of the server's share.
             let mut new_ids: Vec<i64> = Vec::with_capacity(plan.new.len());
-            if !plan.new.is_empty() {
+            if !plan.new.is_empty() && !sqlite {
+                for r in sqlx::query(
+                    "SELECT nextval(pg_get_serial_sequence('articles', 'id')) AS id \
+                     FROM generate_series(1, $1)",
+                )
+                .bind(plan.new.len() as i64)
+                .fetch_all(&mut *tx)
+                .await
+                .context("numbering new articles")?
+                {
+                    new_ids.push(r.try_get("id").context("decoding article id")?);
+                }
+                if new_ids.len() != plan.new.len() {
+                    return Err(StoreError::Corrupt {
+                        context: "numbering new articles",
+                        message: format!("{} ids for {} articles", new_ids.len(), plan.new.len()),
+                    });
+                }
+            } else if !plan.new.is_empty() {
                 let mut by_url: HashMap<String, i64> = HashMap::new();
                 write_rows!(after pending, &mut *tx,
                     "INSERT INTO articles (source, url, title, body, published, fetched, language, author, content_hash) \
@@ -1693,8 +1717,39 @@ impl Db {
                     };
                     (*id, signature, writes[w].write.finished)
                 });
-                assign_stories!(tx, pending, cache, placing, plan.new.len(), stories);
+                let placed = assign_stories!(tx, pending, cache, placing, plan.new.len(), stories);
                 story_cache = Some(cache);
+                if sqlite {
+                    // `column1`… are the names both backends give the columns of a `VALUES` list.
+                    write_rows!(defer pending, &mut *tx,
+                        "UPDATE articles SET story = v.column2, story_reason = v.column3, story_via = v.column4, \
+                         story_similarity = v.column5 FROM (VALUES {VALUES}) AS v WHERE articles.id = v.column1",
+                        "recording articles' stories", &placed,
+                        |p| (p.id => "int8", p.story => "int8", p.reason => "text", p.via => "int8", p.similarity => "float8"));
+                } else {
+                    let rows: Vec<(&NewRow, &Placement)> = plan.new.iter().zip(&placed).collect();
+                    write_rows!(defer pending, &mut *tx,
+                        "INSERT INTO articles (id, source, url, title, body, published, fetched, language, author, \
+                         content_hash, story, story_reason, story_via, story_similarity) \
+                         OVERRIDING SYSTEM VALUE VALUES {VALUES}",
+                        "storing an article", &rows,
+                        |r| (
+                            r.1.id => "int8",
+                            articles[r.0.first].source.as_str() => "text",
+                            articles[r.0.first].url.as_str() => "text",
+                            articles[r.0.text].title.as_str() => "text",
+                            articles[r.0.text].body.as_str() => "text",
+                            articles[r.0.first].published => "timestamptz",
+                            fetched_of(r.0.first) => "timestamptz",
+                            articles[r.0.first].language.as_deref() => "text",
+                            articles[r.0.first].author.as_deref() => "text",
+                            articles[r.0.text].content_hash.as_str() => "text",
+                            r.1.story => "int8",
+                            r.1.reason => "text",
+                            r.1.via => "int8",
+                            r.1.similarity => "float8",
+                        ));
+                }
             }
             prune_story_window!(tx, pending, last_fetched, stories);
             if let Some(rest) = pending.flush() {

@@ -269,15 +269,26 @@ macro_rules! sync_story_cache {
 }
 pub(crate) use sync_story_cache;
 
-/// Places the just-inserted articles in stories, in `$tx`, with the story cache `$cache`
+/// Where story assignment placed an article: its story, `new` (it started the story) or
+/// `similar`, the article it was found most similar to and their estimated similarity.
+pub(crate) struct Placement {
+    pub(crate) id: i64,
+    pub(crate) story: i64,
+    pub(crate) reason: &'static str,
+    pub(crate) via: Option<i64>,
+    pub(crate) similarity: Option<f64>,
+}
+
+/// Places the new articles in stories, in `$tx`, with the story cache `$cache`
 /// synchronised by `sync_story_cache!`. `$new` yields `(id, signature, fetched)` for each, in
 /// insertion order (`$count` of them; a signature may be computed as it is asked for, so a
 /// refresh of 100,000 items never holds them all twice). Each article is placed in memory
 /// first, exactly as one by one (a copy joins a story an earlier article of the same batch
 /// started); stories started by the batch carry provisional negative ids until one multi-row
-/// insert returns the real ones. The batch is written with a few multi-row statements rather
-/// than four per article. A macro rather than a function so it expands once per backend inside
-/// `with_db!`.
+/// insert returns the real ones. Writes the signatures and the new stories, and evaluates to
+/// each article's [`Placement`], in order, for the caller to record with the article (on
+/// PostgreSQL the articles are inserted after this, with their story) or onto it (SQLite). A
+/// macro rather than a function so it expands once per backend inside `with_db!`.
 macro_rules! assign_stories {
     ($tx:expr, $pending:expr, $cache:expr, $new:expr, $count:expr, $params:expr) => {{
         let assigning = std::time::Instant::now();
@@ -352,22 +363,18 @@ macro_rules! assign_stories {
         drop(starts);
         let resolve = |story: i64| if story < 0 { real[(-story - 1) as usize] } else { story };
         $cache.rename_recent(count, resolve);
-        for chunk in placed.chunks(WRITE_ROWS) {
-            let rows: Vec<(i64, i64, &str, Option<i64>, Option<f64>)> = chunk
-                .iter()
-                .map(|(id, story, via, similarity)| {
-                    let reason = if via.is_some() { "similar" } else { "new" };
-                    (*id, resolve(*story), reason, *via, *similarity)
-                })
-                .collect();
-            // `column1`… are the names both backends give the columns of a `VALUES` list.
-            write_rows!(defer $pending, &mut *$tx,
-                "UPDATE articles SET story = v.column2, story_reason = v.column3, story_via = v.column4, \
-                 story_similarity = v.column5 FROM (VALUES {VALUES}) AS v WHERE articles.id = v.column1",
-                "recording articles' stories", &rows,
-                |r| (r.0 => "int8", r.1 => "int8", r.2 => "text", r.3 => "int8", r.4 => "float8"));
-        }
+        let placed: Vec<Placement> = placed
+            .into_iter()
+            .map(|(id, story, via, similarity)| Placement {
+                id,
+                story: resolve(story),
+                reason: if via.is_some() { "similar" } else { "new" },
+                via,
+                similarity,
+            })
+            .collect();
         $crate::dedupe::add_store_assignment_time(assigning.elapsed());
+        placed
     }};
 }
 pub(crate) use assign_stories;
