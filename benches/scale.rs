@@ -12,7 +12,9 @@
 //!
 //! `cargo bench --bench scale`; `MARSAD_BENCH_MAX_N=1000` caps N for quick runs (default 10000),
 //! `MARSAD_BENCH_N=3000,5000` measures other sizes, `MARSAD_BENCH_SQLITE_ONLY=1` leaves PostgreSQL
-//! out, `MARSAD_BENCH_NO_REFERENCE=1` the Python run;
+//! out, `MARSAD_BENCH_NO_REFERENCE=1` the Python run; `MARSAD_BENCH_LATENCY_N` (default 1000, 0
+//! for none) and `MARSAD_BENCH_LATENCY_MS` (default 200) size a last run of 1 vs 3 daemons whose
+//! sources answer after that delay, as remote sites do;
 //! `MARSAD_TEST_PG` names the PostgreSQL server (default postgres://postgres@127.0.0.1:5432/test).
 //! Needs python3 with feedparser (`pip install feedparser`). Loopback only.
 
@@ -158,24 +160,33 @@ fn is_html(i: usize) -> bool {
     i % 10 == 3
 }
 
-/// Every 20th source is slow (400 ms), every 20th (offset 15) fails with 500.
-fn routes(n: usize) -> HashMap<String, Route> {
+/// Every 20th source is slow (400 ms more), every 20th (offset 15) fails with 500; with
+/// `latency`, every response (article pages too) waits that long first, as a remote site's would.
+fn routes(n: usize, latency: Option<Duration>) -> HashMap<String, Route> {
     let vocab = vocabulary();
     let mut routes = HashMap::new();
     for i in 0..n {
         let mut route = if is_html(i) {
             for j in 0..ITEMS {
-                routes.insert(
-                    format!("/h/{i}/{j}.html"),
-                    Route::new("text/html; charset=utf-8", page(&vocab, i, j)),
-                );
+                let mut page = Route::new("text/html; charset=utf-8", page(&vocab, i, j));
+                if let Some(latency) = latency {
+                    page = page.with_delay(latency);
+                }
+                routes.insert(format!("/h/{i}/{j}.html"), page);
             }
             Route::new("text/html; charset=utf-8", listing(i))
         } else {
             Route::new("application/rss+xml", feed(&vocab, i))
         };
-        if i % 20 == 5 {
-            route = route.with_delay(Duration::from_millis(400));
+        let slow = if i % 20 == 5 {
+            Duration::from_millis(400)
+        } else {
+            Duration::ZERO
+        };
+        if let Some(delay) = latency.map_or(Some(slow), |l| Some(l + slow))
+            && !delay.is_zero()
+        {
+            route = route.with_delay(delay);
         }
         if i % 20 == 15 {
             route = route.with_status(500);
@@ -512,6 +523,21 @@ async fn feedparser_run(base: &str, n: usize) -> Row_ {
     }
 }
 
+fn print_row(r: &Row_) {
+    println!(
+        "{:<34} {:>6} {:>8.2} {:>10.0} {:>10} {:>10.0} {:>9.1} {:>8.1} {:>6.0}",
+        r.what,
+        r.n,
+        r.secs,
+        r.n as f64 / r.secs,
+        r.articles,
+        r.articles as f64 / r.secs,
+        r.rss_kb as f64 / 1024.0,
+        r.db_mb,
+        r.cpu_pct
+    );
+}
+
 fn main() {
     let max_n: usize = std::env::var("MARSAD_BENCH_MAX_N")
         .ok()
@@ -534,7 +560,7 @@ fn main() {
             .ok()
             .and_then(|v| v.parse::<usize>().ok())
         {
-            let server = StaticServer::start(routes(n)).await.expect("server");
+            let server = StaticServer::start(routes(n, None)).await.expect("server");
             let dir = PathBuf::from(std::env::var("MARSAD_BENCH_DIR").expect("MARSAD_BENCH_DIR"));
             // MARSAD_BENCH_STORAGE overrides the store (a postgres:// URL, say).
             let storage = std::env::var("MARSAD_BENCH_STORAGE")
@@ -560,24 +586,11 @@ fn main() {
             Err(_) => vec![100, 1_000, 10_000],
         };
         for n in sizes.into_iter().filter(|n| *n <= max_n) {
-            let server = StaticServer::start(routes(n)).await.expect("server");
+            let server = StaticServer::start(routes(n, None)).await.expect("server");
             let base = server.base_url();
             // Each row is printed as soon as it is measured: a long N = 10,000 run that is
             // stopped part-way still reports what it finished.
-            let print = |r: Row_| {
-                println!(
-                    "{:<34} {:>6} {:>8.2} {:>10.0} {:>10} {:>10.0} {:>9.1} {:>8.1} {:>6.0}",
-                    r.what,
-                    r.n,
-                    r.secs,
-                    r.n as f64 / r.secs,
-                    r.articles,
-                    r.articles as f64 / r.secs,
-                    r.rss_kb as f64 / 1024.0,
-                    r.db_mb,
-                    r.cpu_pct
-                );
-            };
+            let print = |r: Row_| print_row(&r);
             if reference {
                 print(feedparser_run(&base, n).await);
             }
@@ -586,6 +599,37 @@ fn main() {
                 print(marsad_run(&base, n, true, 0).await);
                 print(marsad_run(&base, n, true, 1).await);
                 print(marsad_run(&base, n, true, 3).await);
+            }
+            server.stop();
+        }
+        // Daemon scaling where it matters: sources that answer after a network round trip, so
+        // that one daemon is limited by its concurrency, not by the machine.
+        // MARSAD_BENCH_LATENCY_N (default 1000; 0 leaves it out), MARSAD_BENCH_LATENCY_MS (200).
+        let latency_n: usize = std::env::var("MARSAD_BENCH_LATENCY_N")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(1_000);
+        let latency_ms: u64 = std::env::var("MARSAD_BENCH_LATENCY_MS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(200);
+        if pg && latency_n > 0 && latency_n <= max_n {
+            println!("with {latency_ms} ms before every response:");
+            let server =
+                StaticServer::start(routes(latency_n, Some(Duration::from_millis(latency_ms))))
+                    .await
+                    .expect("server");
+            let base = server.base_url();
+            for row in [reference.then_some(0), Some(1), Some(3)]
+                .into_iter()
+                .flatten()
+            {
+                let r = if row == 0 {
+                    feedparser_run(&base, latency_n).await
+                } else {
+                    marsad_run(&base, latency_n, true, row).await
+                };
+                print_row(&r);
             }
             server.stop();
         }
