@@ -362,6 +362,7 @@ async fn store_run(backend: Backend, count: usize, window: u64) {
                     raw_url: format!("https://bench.test/{i}"),
                     guid: None,
                     content_hash: marsad::normalize::text::content_hash(&title, &body),
+                    signature: None,
                     title,
                     body,
                     published: None,

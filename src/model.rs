@@ -40,6 +40,9 @@ pub struct NewArticle {
     pub author: Option<String>,
     /// Hash of the normalized title and body: the same text reached at another URL is one article.
     pub content_hash: String,
+    /// Its story signature (`dedupe::signature`), when it was worked out with the content hash
+    /// (a feed's usual few items, not a hostile feed's 100,000); the store computes it otherwise.
+    pub signature: Option<Box<crate::dedupe::Signature>>,
 }
 
 /// One watchlist match ready to be stored with its article.

@@ -575,6 +575,9 @@ async fn collect_feed_items(
     } else {
         wanted.iter().map(|_| None).collect()
     };
+    // A usual feed's signatures are worked out with the content hashes, in one pass over the
+    // words; a huge feed's are left to the store (see `PRECOMPUTED_SIGNATURES`).
+    let with_signature = wanted.len() <= crate::store::PRECOMPUTED_SIGNATURES;
     for (item, item_page) in wanted.into_iter().zip(pages) {
         let extracted = match item_page {
             Some(Ok(e)) => Some(e),
@@ -597,6 +600,7 @@ async fn collect_feed_items(
             &page_url_fallback(feed_url, &item),
             item,
             extracted,
+            with_signature,
         ));
     }
     Ok(())
@@ -631,6 +635,7 @@ async fn collect_pages(
     }
     let urls: Vec<Option<Url>> = wanted.iter().map(|t| Some(t.url.clone())).collect();
     let pages = fetch_pages(ctx, source, &urls, rules).await;
+    let with_signature = wanted.len() <= crate::store::PRECOMPUTED_SIGNATURES;
     for (target, page) in wanted.into_iter().zip(pages) {
         let url = &target.url;
         match page {
@@ -647,7 +652,9 @@ async fn collect_pages(
                     ));
                     continue;
                 }
-                collected.articles.push(from_page(source, url, extracted));
+                collected
+                    .articles
+                    .push(from_page(source, url, extracted, with_signature));
             }
             Some(Err(e)) if e.is_skip() => {
                 collected.skipped.push((canonical(url), skip_reason(&e)));
@@ -863,6 +870,7 @@ fn from_feed_item(
     raw_url: &str,
     item: FeedItem,
     page: Option<Extracted>,
+    with_signature: bool,
 ) -> NewArticle {
     let url = match &item.url {
         Some(u) => canonical(u),
@@ -888,9 +896,11 @@ fn from_feed_item(
     }
     let title = stored_title(&title);
     let body = stored_body(&body);
+    let (content_hash, signature) = hash_and_signature(&title, &body, with_signature);
     NewArticle {
         source: source.id.clone(),
-        content_hash: normalize::text::content_hash(&title, &body),
+        content_hash,
+        signature,
         url,
         raw_url: raw_url.to_string(),
         guid: item.guid,
@@ -902,12 +912,33 @@ fn from_feed_item(
     }
 }
 
-fn from_page(source: &SourceConfig, url: &Url, page: Extracted) -> NewArticle {
+/// The content hash of an article's stored text and, if asked, its story signature.
+fn hash_and_signature(
+    title: &str,
+    body: &str,
+    with_signature: bool,
+) -> (String, Option<Box<crate::dedupe::Signature>>) {
+    if with_signature {
+        let (hash, signature) = crate::dedupe::content_hash_and_signature(title, body);
+        (hash, Some(Box::new(signature)))
+    } else {
+        (normalize::text::content_hash(title, body), None)
+    }
+}
+
+fn from_page(
+    source: &SourceConfig,
+    url: &Url,
+    page: Extracted,
+    with_signature: bool,
+) -> NewArticle {
     let title = stored_title(&page.title);
     let body = stored_body(&page.body);
+    let (content_hash, signature) = hash_and_signature(&title, &body, with_signature);
     NewArticle {
         source: source.id.clone(),
-        content_hash: normalize::text::content_hash(&title, &body),
+        content_hash,
+        signature,
         url: canonical(url),
         raw_url: url.to_string(),
         guid: None,

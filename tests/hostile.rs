@@ -382,6 +382,7 @@ async fn bad_sources_fail_cleanly_while_the_healthy_one_is_stored() {
         "ended normally, with failures:\n{err}"
     );
     // 3 s timeout per request; the slow servers must not hold the run much longer than that.
+    eprintln!("bad sources: fetch took {took:?}, peak RSS {peak_mib} MiB");
     assert!(took < Duration::from_secs(60), "fetch took {took:?}");
     assert!(peak_mib < RSS_LIMIT_MIB, "peak RSS {peak_mib} MiB");
 

@@ -161,6 +161,7 @@ fn refresh(n: usize, fetched: DateTime<Utc>, batch: &[Generated]) -> RefreshWrit
                         language: None,
                         author: None,
                         content_hash: marsad::normalize::text::content_hash(&a.title, &a.body),
+                        signature: None,
                     },
                     Vec::new(),
                 )

@@ -153,6 +153,16 @@ pub fn signature(title: &str, body: &str) -> Signature {
     Signature::of(&shingles(title, body))
 }
 
+/// The article's content hash (`normalize::text::content_hash`) and its [`signature`], from one
+/// pass over its words: splitting and normalizing them is most of the cost of either.
+pub fn content_hash_and_signature(title: &str, body: &str) -> (String, Signature) {
+    let mut words = Vec::with_capacity((title.len() + body.len()) / 6);
+    let hash = crate::normalize::text::content_hash_with(title, body, |w| {
+        words.push(fnv1a(w.as_bytes(), FNV_OFFSET));
+    });
+    (hash, Signature::of(&shingles_n(&words, SHINGLE)))
+}
+
 /// The candidate most similar to `sig`, if it reaches `threshold`. Ties go to the earlier
 /// candidate, so the decision does not depend on hash-map order when callers pass them sorted.
 pub fn best_match<'a, Id: Copy>(
@@ -409,6 +419,33 @@ impl StoryIndex {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn one_pass_gives_the_content_hash_and_the_signature_of_two() {
+        let texts = [
+            ("", ""),
+            ("عنوان", ""),
+            ("", "نص بلا عنوان"),
+            ("Putin meets Netanyahu", LONG),
+            (
+                "بوتين يلتقي نتنياهو في موسكو",
+                "قال الكرملين إنّ الاجتماع «مهمّ» وإنَّ الرئيسين ناقشا الوضع في سوريا ولبنان ٢٠٢٦.",
+            ),
+        ];
+        for (title, body) in texts {
+            let (hash, signature) = content_hash_and_signature(title, body);
+            assert_eq!(
+                hash,
+                crate::normalize::text::content_hash(title, body),
+                "{title}"
+            );
+            assert_eq!(signature, super::signature(title, body), "{title}");
+        }
+        // Moving a word between title and body still changes the hash.
+        let (a, _) = content_hash_and_signature("بوتين يلتقي", "نتنياهو");
+        let (b, _) = content_hash_and_signature("بوتين", "يلتقي نتنياهو");
+        assert_ne!(a, b);
+    }
 
     const LONG: &str = "The central bank raised its main interest rate by half a point on Tuesday, \
         the third increase this year, saying inflation had stayed above its target for too long. \

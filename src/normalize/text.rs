@@ -212,6 +212,12 @@ impl Words {
 /// hash whatever its diacritics, tatweel, presentation forms, invisible marks, punctuation or
 /// whitespace, so exact duplicates re-published with cosmetic edits collapse into one.
 pub fn content_hash(title: &str, body: &str) -> String {
+    content_hash_with(title, body, |_| {})
+}
+
+/// [`content_hash`], calling `on_word` with each normalized word (title first) as it is hashed:
+/// what else is computed from the words (the story signature) needs no second pass over them.
+pub fn content_hash_with(title: &str, body: &str, mut on_word: impl FnMut(&str)) -> String {
     let mut hasher = Sha256::new();
     for (i, part) in [title, body].into_iter().enumerate() {
         if i > 0 {
@@ -220,6 +226,7 @@ pub fn content_hash(title: &str, body: &str) -> String {
         }
         with_words(part, |words| {
             for norm in words.norms() {
+                on_word(norm);
                 hasher.update(norm.as_bytes());
                 // Unit separator: never part of a word, so word boundaries are unambiguous.
                 hasher.update([0x1f]);

@@ -26,7 +26,8 @@ use sqlx::sqlite::{
 pub use digests::{DigestRun, NewDigestRun};
 pub use lease::{SourceDue, lease_owner_name};
 pub use queries::{
-    FetchLog, RefreshWrite, SourceInfo, SourceState, StoreOutcome, StoredArticle, StoredMatch,
+    FetchLog, PRECOMPUTED_SIGNATURES, RefreshWrite, SourceInfo, SourceState, StoreOutcome,
+    StoredArticle, StoredMatch,
 };
 pub use search::{Pruned, SearchHit};
 pub use stories::{Story, StoryMember};

@@ -830,7 +830,7 @@ struct PreparedWrite {
 }
 
 impl PreparedWrite {
-    fn new(write: RefreshWrite) -> Result<PreparedWrite, StoreError> {
+    fn new(mut write: RefreshWrite) -> Result<PreparedWrite, StoreError> {
         let keys = dedupe_lock_keys(&write);
         let mut lookup_urls: Vec<String> =
             write.articles.iter().map(|(a, _)| a.url.clone()).collect();
@@ -871,8 +871,11 @@ impl PreparedWrite {
         let signatures = if write.articles.len() <= PRECOMPUTED_SIGNATURES {
             write
                 .articles
-                .iter()
-                .map(|(a, _)| crate::dedupe::signature(&a.title, &a.body))
+                .iter_mut()
+                .map(|(a, _)| match a.signature.take() {
+                    Some(signature) => *signature,
+                    None => crate::dedupe::signature(&a.title, &a.body),
+                })
                 .collect()
         } else {
             Vec::new()
@@ -890,8 +893,9 @@ impl PreparedWrite {
 }
 
 /// Signatures (1 KiB each) worked out before the transaction for a write of at most this many
-/// articles: a feed's usual size, not a hostile 100,000-item one.
-const PRECOMPUTED_SIGNATURES: usize = 1_000;
+/// articles (with their content hash, by the pipeline, or else here): a feed's usual size, not a
+/// hostile 100,000-item one.
+pub const PRECOMPUTED_SIGNATURES: usize = 1_000;
 
 /// A source's state after a refresh, as bound: (id, time, error, next run, failed, keep
 /// validators, etag, last-modified).
@@ -1933,6 +1937,7 @@ mod tests {
                 language: None,
                 author: None,
                 content_hash: format!("h-{text}"),
+                signature: None,
             },
             Vec::new(),
         )
