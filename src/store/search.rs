@@ -80,20 +80,36 @@ fn tsquery(forms: &[Vec<String>]) -> String {
         .join(" & ")
 }
 
+/// How far back `index_for_search` looks for articles that committed after later ones were
+/// indexed: far longer than any refresh transaction lasts.
+const SEARCH_RECHECK: chrono::TimeDelta = chrono::TimeDelta::days(1);
+
 impl Db {
-    /// Indexes articles stored since the last call (ids only grow; on PostgreSQL refresh writes are
-    /// serialised, so they also commit in id order). Returns how many were indexed.
+    /// Indexes articles stored since the last call. Returns how many were indexed.
+    ///
+    /// Ids only grow, but on PostgreSQL they need not commit in order: daemons (and a process's
+    /// two write batches) take ids before they commit, so an article may become visible after
+    /// one with a higher id was indexed. Articles above the highest id indexed are taken, and
+    /// also any fetched within [`SEARCH_RECHECK`] that the index lacks.
     pub async fn index_for_search(&self) -> Result<usize, StoreError> {
         let mut total = 0;
+        let recent = Utc::now() - SEARCH_RECHECK;
         loop {
             let batch: Vec<(i64, String, String)> = with_db!(self, pool => {
                 let sql = match self {
-                    Db::Sqlite(..) => "SELECT id, title, body FROM articles WHERE id > \
-                        (SELECT COALESCE(MAX(rowid), 0) FROM article_search) ORDER BY id LIMIT 500",
-                    Db::Pg(..) => "SELECT id, title, body FROM articles WHERE id > \
-                        (SELECT COALESCE(MAX(article), 0) FROM article_search) ORDER BY id LIMIT 500",
+                    Db::Sqlite(..) => "SELECT a.id, a.title, a.body FROM articles a WHERE a.id > \
+                        (SELECT COALESCE(MAX(rowid), 0) FROM article_search) \
+                        OR (a.fetched >= $1 AND NOT EXISTS \
+                            (SELECT 1 FROM article_search s WHERE s.rowid = a.id)) \
+                        ORDER BY a.id LIMIT 500",
+                    Db::Pg(..) => "SELECT a.id, a.title, a.body FROM articles a WHERE a.id > \
+                        (SELECT COALESCE(MAX(article), 0) FROM article_search) \
+                        OR (a.fetched >= $1 AND NOT EXISTS \
+                            (SELECT 1 FROM article_search s WHERE s.article = a.id)) \
+                        ORDER BY a.id LIMIT 500",
                 };
                 sqlx::query(sql)
+                    .bind(recent)
                     .fetch_all(pool)
                     .await
                     .context("reading articles to index")?

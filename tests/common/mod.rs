@@ -164,6 +164,37 @@ impl Env {
         }
     }
 
+    /// Runs one statement that returns nothing against the test's database, whichever backend
+    /// it is on. Panics on errors.
+    pub async fn execute(&self, sql: &str) {
+        let done = match &self.pg {
+            Some(pg) => match sqlx::PgPool::connect(&pg.url).await {
+                Ok(pool) => {
+                    let done = sqlx::query(sqlx::AssertSqlSafe(sql.to_string()))
+                        .execute(&pool)
+                        .await
+                        .map(|_| ());
+                    pool.close().await;
+                    done
+                }
+                Err(e) => Err(e),
+            },
+            None => {
+                let opts = sqlx::sqlite::SqliteConnectOptions::new().filename(self.db_path());
+                let pool = sqlx::SqlitePool::connect_with(opts)
+                    .await
+                    .expect("open test database");
+                let done = sqlx::query(sqlx::AssertSqlSafe(sql.to_string()))
+                    .execute(&pool)
+                    .await
+                    .map(|_| ());
+                pool.close().await;
+                done
+            }
+        };
+        done.unwrap_or_else(|e| panic!("{sql}: {e}"));
+    }
+
     /// Like `count`, but an error (no database or table yet) is returned instead of panicking.
     pub async fn try_count(&self, sql: &str) -> Result<i64, sqlx::Error> {
         use sqlx::Row;
