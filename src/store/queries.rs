@@ -1593,25 +1593,6 @@ impl Db {
                 }
             }
 
-            // The time of this write, not of the fetch: digest periods select matches by this
-            // time, and a full-text refresh can take long enough that a period ending meanwhile
-            // would otherwise never see them.
-            let matched = Utc::now();
-            let mut match_rows: Vec<(i64, &str, &str, DateTime<Utc>)> = Vec::new();
-            for (n, id) in plan.new.iter().zip(&new_ids) {
-                let (w, k) = origin[n.first];
-                let found = &writes[w].write.articles[k].1;
-                for (m, hits) in found.iter().zip(&writes[w].hits[k]) {
-                    match_rows.push((*id, m.watchlist.as_str(), hits.as_str(), matched));
-                }
-                outcomes[w].matches += found.len();
-            }
-            write_rows!(defer pending, &mut *tx,
-                "INSERT INTO matches (article, watchlist, hits, matched) VALUES {VALUES} \
-                 ON CONFLICT (article, watchlist) DO NOTHING",
-                "storing a match", &match_rows,
-                |m| (m.0 => "int8", m.1 => "text", m.2 => "text", m.3 => "timestamptz"));
-
             // Every URL each article was reached at, its GUID, and the new forms of links to
             // articles already stored.
             let mut url_rows: Vec<(&str, i64, &str, &str, DateTime<Utc>)> = articles
@@ -1755,6 +1736,27 @@ impl Db {
                         ));
                 }
             }
+            // Matches last, stamped with the time of this write (not of the fetch): digest
+            // periods select matches by this time, and a full-text refresh can take long enough
+            // that a period ending meanwhile would otherwise never see them. Taken after story
+            // assignment, which may wait for the story lock and, for a huge refresh, take a
+            // while, so that the commit follows within moments: a digest recorded a little after
+            // its period ends finds every match stamped inside it.
+            let matched = Utc::now();
+            let mut match_rows: Vec<(i64, &str, &str, DateTime<Utc>)> = Vec::new();
+            for (n, id) in plan.new.iter().zip(&new_ids) {
+                let (w, k) = origin[n.first];
+                let found = &writes[w].write.articles[k].1;
+                for (m, hits) in found.iter().zip(&writes[w].hits[k]) {
+                    match_rows.push((*id, m.watchlist.as_str(), hits.as_str(), matched));
+                }
+                outcomes[w].matches += found.len();
+            }
+            write_rows!(defer pending, &mut *tx,
+                "INSERT INTO matches (article, watchlist, hits, matched) VALUES {VALUES} \
+                 ON CONFLICT (article, watchlist) DO NOTHING",
+                "storing a match", &match_rows,
+                |m| (m.0 => "int8", m.1 => "text", m.2 => "text", m.3 => "timestamptz"));
             prune_story_window!(tx, pending, last_fetched, stories);
             if let Some(rest) = pending.flush() {
                 rest.context("storing a refresh")?.execute(&mut *tx).await.context("storing a refresh")?;
