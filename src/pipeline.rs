@@ -550,8 +550,10 @@ async fn collect_feed_items(
             .iter()
             .filter_map(|i| i.url.as_ref().map(canonical))
             .collect();
-        let known_guids = ctx.db.known_guids(&source.id, &guids).await?;
-        let known_urls = ctx.db.known_urls(&urls).await?;
+        let (known_guids, known_urls) = ctx
+            .db
+            .known_guids_and_urls(&source.id, &guids, &urls)
+            .await?;
         let (known, fresh): (Vec<FeedItem>, Vec<FeedItem>) = wanted.into_iter().partition(|i| {
             // Skip an item only when every identifier it has is known: a known GUID at a new
             // URL (or a known URL under a new GUID) goes to the store, which finds the article

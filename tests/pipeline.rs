@@ -281,3 +281,61 @@ async fn sources_test_shows_articles_without_storing() {
     );
     assert_eq!(env.count("SELECT COUNT(*) FROM articles").await, 0);
 }
+
+#[tokio::test]
+async fn items_already_stored_are_not_fetched_again_when_the_feed_comes_back_whole() {
+    // No ETag: the second fetch gets the whole feed again, not a 304, and must recognise its
+    // items (by GUID and URL) before fetching their pages.
+    let items: String = (1..=3)
+        .map(|n| {
+            format!(
+                "<item><title>خبر رقم {n}</title><link>/p/{n}</link><guid>g{n}</guid>\
+                 <description>ملخص قصير</description></item>"
+            )
+        })
+        .collect();
+    let feed = format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?><rss version=\"2.0\"><channel><title>t</title>\
+         <link>/</link>{items}</channel></rss>"
+    );
+    let mut routes = HashMap::from([(
+        "/full.xml".to_string(),
+        Route::new("application/rss+xml", feed).without_etag(),
+    )]);
+    for n in 1..=3 {
+        routes.insert(
+            format!("/p/{n}"),
+            Route::new(
+                "text/html; charset=utf-8",
+                format!(
+                    "<html><body><article><h1>خبر رقم {n}</h1><p>{}</p></article></body></html>",
+                    "نص المقال الكامل كما نشره الموقع، فقرة طويلة بما يكفي. ".repeat(8)
+                ),
+            ),
+        );
+    }
+    let sources = |base: &str| {
+        format!(
+            "[[source]]\nid = \"full\"\nkind = \"feed\"\nurl = \"{base}/full.xml\"\nfull_text = true\n"
+        )
+    };
+    let env = Env::new(routes, sources, OUTBOX_MAIL).await;
+    for _ in 0..2 {
+        let out = env.marsad(&["fetch"]).await;
+        assert!(out.status.success(), "{}", stderr(&out));
+    }
+    let feed_hits = env.hits("/full.xml");
+    assert_eq!(feed_hits.len(), 2);
+    assert!(
+        feed_hits.iter().all(|h| h.status == 200),
+        "the feed was not sent whole twice"
+    );
+    for n in 1..=3 {
+        assert_eq!(
+            env.hits(&format!("/p/{n}")).len(),
+            1,
+            "/p/{n} fetched again"
+        );
+    }
+    assert_eq!(env.count("SELECT COUNT(*) FROM articles").await, 3);
+}

@@ -1165,6 +1165,47 @@ impl Db {
             .context("decoding known GUIDs"))
     }
 
+    /// [`Db::known_guids`] of `source` and [`Db::known_urls`] at once: on PostgreSQL one statement
+    /// (a round trip and a plan per refresh fewer, 2,000 of them in a 1,000-source refresh).
+    pub async fn known_guids_and_urls(
+        &self,
+        source: &str,
+        guids: &[String],
+        urls: &[String],
+    ) -> Result<(HashSet<String>, HashSet<String>), StoreError> {
+        let Db::Pg(pool, _) = self else {
+            return Ok((
+                self.known_guids(source, guids).await?,
+                self.known_urls(urls).await?,
+            ));
+        };
+        if guids.is_empty() && urls.is_empty() {
+            return Ok(Default::default());
+        }
+        let rows = sqlx::query(
+            "SELECT 0::int8 AS k, guid AS v FROM article_guids WHERE source = $1 AND guid = ANY($2) \
+             UNION ALL SELECT 1::int8, url FROM article_urls WHERE url = ANY($3)",
+        )
+        .bind(source)
+        .bind(guids)
+        .bind(urls)
+        .fetch_all(pool)
+        .await
+        .context("looking up known GUIDs and URLs")?;
+        let (mut known_guids, mut known_urls) = (HashSet::new(), HashSet::new());
+        for r in rows {
+            let (kind, value): (i64, String) = (r.try_get("k"), r.try_get("v"))
+                .all()
+                .context("decoding known GUIDs and URLs")?;
+            if kind == 0 {
+                known_guids.insert(value);
+            } else {
+                known_urls.insert(value);
+            }
+        }
+        Ok((known_guids, known_urls))
+    }
+
     /// Writes one refresh — fetch log, source state, articles, URLs, GUIDs and matches — in one
     /// transaction, deduplicating each article by canonical URL, then GUID, then content hash.
     pub async fn commit_refresh(&self, write: RefreshWrite) -> Result<StoreOutcome, StoreError> {
