@@ -11,7 +11,7 @@
 //! Pages that were deliberately not fetched (robots.txt, not a web page) are *skipped*, not
 //! failed: they are recorded with their reason and do not make the source retry.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -26,7 +26,7 @@ use crate::matcher::{ArticleFields, Matcher};
 use crate::model::{NewArticle, NewMatch};
 use crate::normalize;
 use crate::settings::{DEFAULT_SITEMAP_MAX_AGE, Settings, SourceConfig, SourceKind};
-use crate::store::{Db, RefreshWrite, StoreError, StoredArticle};
+use crate::store::{Db, RefreshWrite, SourceState, StoreError, StoredArticle};
 
 /// Everything a refresh needs; cheap to clone.
 #[derive(Clone)]
@@ -115,6 +115,17 @@ pub async fn refresh(
     source: &SourceConfig,
     cancel: &CancellationToken,
 ) -> Result<RefreshReport, StoreError> {
+    refresh_from(ctx, source, None, cancel).await
+}
+
+/// [`refresh`], with the source's stored state when the caller has read it already
+/// (`Some(None)`: it has none yet); otherwise it is read here.
+async fn refresh_from(
+    ctx: &Context,
+    source: &SourceConfig,
+    known_state: Option<Option<SourceState>>,
+    cancel: &CancellationToken,
+) -> Result<RefreshReport, StoreError> {
     let cancelled = || Ok(RefreshReport::empty(&source.id, "cancelled"));
     // Held while fetching and parsing, not while the write waits to commit.
     let slot = tokio::select! {
@@ -122,7 +133,10 @@ pub async fn refresh(
         slot = ctx.collect_slots.clone().acquire_owned() => slot,
     };
     let started = Utc::now();
-    let state = ctx.db.source_state(&source.id).await?;
+    let state = match known_state {
+        Some(state) => state,
+        None => ctx.db.source_state(&source.id).await?,
+    };
     let conditional = state.as_ref().map(|s| Conditional {
         etag: s.etag.clone(),
         last_modified: s.last_modified.clone(),
@@ -980,6 +994,14 @@ pub async fn refresh_all_with(
         .iter()
         .filter(|s| seen.insert(s.id.clone()))
         .collect();
+    // Every source's state in one read rather than one each (if that read fails, each refresh
+    // reads its own, and reports the error as its own).
+    let mut states: Option<HashMap<String, SourceState>> = ctx
+        .db
+        .source_states()
+        .await
+        .ok()
+        .map(|all| all.into_iter().map(|s| (s.id.clone(), s)).collect());
     let mut reports: Vec<(usize, SourceResult)> =
         futures_util::stream::iter(unique.into_iter().enumerate())
             .map(|(i, source)| {
@@ -987,8 +1009,9 @@ pub async fn refresh_all_with(
                 // matching of concurrent refreshes use every core (polled together in this
                 // stream they shared one thread). Dropping this future aborts the task.
                 let (ctx, task_source, cancel) = (ctx.clone(), source.clone(), cancel.clone());
+                let state = states.as_mut().map(|all| all.remove(&source.id));
                 let task = tokio_util::task::AbortOnDropHandle::new(tokio::spawn(async move {
-                    refresh(&ctx, &task_source, &cancel).await
+                    refresh_from(&ctx, &task_source, state, &cancel).await
                 }));
                 async move {
                     let report = match task.await {
