@@ -263,13 +263,22 @@ impl BeginWrite for PgPool {
         &self,
         tx: &mut sqlx::Transaction<'static, sqlx::Postgres>,
     ) -> Result<(), sqlx::Error> {
-        sqlx::query("SELECT pg_advisory_xact_lock($1, $2)")
-            .bind(ADVISORY_SPACE)
-            .bind(STORY_LOCK)
-            .execute(&mut **tx)
-            .await?;
-        Ok(())
+        advisory_xact_lock(tx, STORY_LOCK).await
     }
+}
+
+/// Takes one of marsad's two-key advisory locks (PostgreSQL) exclusively, until the transaction
+/// ends.
+async fn advisory_xact_lock(
+    tx: &mut sqlx::Transaction<'static, sqlx::Postgres>,
+    lock: i32,
+) -> Result<(), sqlx::Error> {
+    sqlx::query("SELECT pg_advisory_xact_lock($1, $2)")
+        .bind(ADVISORY_SPACE)
+        .bind(lock)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
 }
 
 /// Takes the bulk lock exclusively (PostgreSQL): waits for every refresh write under way and
@@ -277,12 +286,7 @@ impl BeginWrite for PgPool {
 pub(crate) async fn lock_bulk_exclusive(
     tx: &mut sqlx::Transaction<'static, sqlx::Postgres>,
 ) -> Result<(), sqlx::Error> {
-    sqlx::query("SELECT pg_advisory_xact_lock($1, $2)")
-        .bind(ADVISORY_SPACE)
-        .bind(BULK_LOCK)
-        .execute(&mut **tx)
-        .await?;
-    Ok(())
+    advisory_xact_lock(tx, BULK_LOCK).await
 }
 
 /// Attaches what the store was doing to an sqlx error.
