@@ -1004,7 +1004,7 @@ async fn sources_test(config: &Path, id: &str, as_json: bool) -> Result<ExitCode
     if !as_json && let Some(via) = &collected.via {
         writeln!(out, "using {via}")?;
     }
-    for a in &collected.articles {
+    for (a, _) in &collected.articles {
         if as_json {
             let line = json!({
                 "source": a.source, "url": a.url, "title": a.title, "published": rfc3339(a.published),

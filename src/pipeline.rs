@@ -22,7 +22,7 @@ use url::Url;
 
 use crate::extract::{self, ArticleRules, Extracted, FeedItem};
 use crate::fetch::{Conditional, FetchError, FetchOutcome, Fetcher};
-use crate::matcher::{ArticleFields, Matcher};
+use crate::matcher::{ArticleFields, Matcher, Prescanned};
 use crate::model::{NewArticle, NewMatch};
 use crate::normalize;
 use crate::settings::{DEFAULT_SITEMAP_MAX_AGE, Settings, SourceConfig, SourceKind};
@@ -85,7 +85,8 @@ pub struct Collected {
     pub not_modified: bool,
     pub validators: Option<(Option<String>, Option<String>)>,
     pub items: usize,
-    pub articles: Vec<NewArticle>,
+    /// Each article with the watchlists it matches.
+    pub articles: Vec<(NewArticle, Vec<NewMatch>)>,
     /// Links to articles already stored, as (canonical, as linked): recorded, not fetched again.
     pub seen_urls: Vec<(String, String)>,
     pub page_errors: Vec<String>,
@@ -205,14 +206,7 @@ async fn refresh_from(
     } else {
         "ok"
     };
-    let articles: Vec<(NewArticle, Vec<NewMatch>)> = collected
-        .articles
-        .into_iter()
-        .map(|a| {
-            let matches = match_article_from(&ctx.matcher, &a, &source.name);
-            (a, matches)
-        })
-        .collect();
+    let articles = collected.articles;
     let mut warnings = Vec::new();
     if !collected.page_errors.is_empty() {
         warnings.push(format!(
@@ -612,6 +606,7 @@ async fn collect_feed_items(
             None => None,
         };
         collected.articles.push(from_feed_item(
+            &ctx.matcher,
             source,
             &page_url_fallback(feed_url, &item),
             item,
@@ -668,9 +663,13 @@ async fn collect_pages(
                     ));
                     continue;
                 }
-                collected
-                    .articles
-                    .push(from_page(source, url, extracted, with_signature));
+                collected.articles.push(from_page(
+                    &ctx.matcher,
+                    source,
+                    url,
+                    extracted,
+                    with_signature,
+                ));
             }
             Some(Err(e)) if e.is_skip() => {
                 collected.skipped.push((canonical(url), skip_reason(&e)));
@@ -882,12 +881,13 @@ pub fn stored_body(body: &str) -> String {
 }
 
 fn from_feed_item(
+    matcher: &Matcher,
     source: &SourceConfig,
     raw_url: &str,
     item: FeedItem,
     page: Option<Extracted>,
     with_signature: bool,
-) -> NewArticle {
+) -> (NewArticle, Vec<NewMatch>) {
     let url = match &item.url {
         Some(u) => canonical(u),
         None => raw_url.to_string(),
@@ -912,8 +912,9 @@ fn from_feed_item(
     }
     let title = stored_title(&title);
     let body = stored_body(&body);
-    let (content_hash, signature) = hash_and_signature(&title, &body, with_signature);
-    NewArticle {
+    let (content_hash, signature, prescanned) =
+        hash_and_signature(matcher, &title, &body, with_signature);
+    let article = NewArticle {
         source: source.id.clone(),
         content_hash,
         signature,
@@ -925,33 +926,67 @@ fn from_feed_item(
         published,
         language: language.or_else(|| source.language.clone()),
         author,
-    }
+    };
+    with_matches(matcher, source, article, prescanned)
 }
 
-/// The content hash of an article's stored text and, if asked, its story signature.
+/// The article with the watchlists it matches, its title and body scanned already.
+fn with_matches(
+    matcher: &Matcher,
+    source: &SourceConfig,
+    article: NewArticle,
+    prescanned: Prescanned,
+) -> (NewArticle, Vec<NewMatch>) {
+    let found = matcher.match_prescanned(
+        &ArticleFields {
+            title: &article.title,
+            body: &article.body,
+            url: &article.url,
+            source_id: &article.source,
+            source_name: &source.name,
+            language: article.language.as_deref(),
+        },
+        prescanned,
+    );
+    (article, to_new_matches(found))
+}
+
+/// The content hash of an article's stored text, if asked its story signature, and the
+/// watchlist terms in its title and body: all from one pass over the words.
 fn hash_and_signature(
+    matcher: &Matcher,
     title: &str,
     body: &str,
     with_signature: bool,
-) -> (String, Option<Box<crate::dedupe::Signature>>) {
-    if with_signature {
-        let (hash, signature) = crate::dedupe::content_hash_and_signature(title, body);
+) -> (String, Option<Box<crate::dedupe::Signature>>, Prescanned) {
+    let mut prescanned = Prescanned::default();
+    let prescan =
+        |body: bool, words: &normalize::text::Words| matcher.prescan(body, words, &mut prescanned);
+    let (hash, signature) = if with_signature {
+        let (hash, signature) =
+            crate::dedupe::content_hash_and_signature_with(title, body, prescan);
         (hash, Some(Box::new(signature)))
     } else {
-        (normalize::text::content_hash(title, body), None)
-    }
+        (
+            normalize::text::content_hash_of_words(title, body, prescan),
+            None,
+        )
+    };
+    (hash, signature, prescanned)
 }
 
 fn from_page(
+    matcher: &Matcher,
     source: &SourceConfig,
     url: &Url,
     page: Extracted,
     with_signature: bool,
-) -> NewArticle {
+) -> (NewArticle, Vec<NewMatch>) {
     let title = stored_title(&page.title);
     let body = stored_body(&page.body);
-    let (content_hash, signature) = hash_and_signature(&title, &body, with_signature);
-    NewArticle {
+    let (content_hash, signature, prescanned) =
+        hash_and_signature(matcher, &title, &body, with_signature);
+    let article = NewArticle {
         source: source.id.clone(),
         content_hash,
         signature,
@@ -963,7 +998,8 @@ fn from_page(
         published: page.published,
         language: page.language.or_else(|| source.language.clone()),
         author: page.author,
-    }
+    };
+    with_matches(matcher, source, article, prescanned)
 }
 
 /// Refreshes several sources concurrently; one failure never stops the others.

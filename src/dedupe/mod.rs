@@ -156,11 +156,22 @@ pub fn signature(title: &str, body: &str) -> Signature {
 /// The article's content hash (`normalize::text::content_hash`) and its [`signature`], from one
 /// pass over its words: splitting and normalizing them is most of the cost of either.
 pub fn content_hash_and_signature(title: &str, body: &str) -> (String, Signature) {
-    let mut words = Vec::with_capacity((title.len() + body.len()) / 6);
-    let hash = crate::normalize::text::content_hash_with(title, body, |w| {
-        words.push(fnv1a(w.as_bytes(), FNV_OFFSET));
+    content_hash_and_signature_with(title, body, |_, _| {})
+}
+
+/// [`content_hash_and_signature`], also handing `on_part` the words of the title (`false`) and
+/// of the body (`true`), so the matcher reads them in the same pass.
+pub(crate) fn content_hash_and_signature_with(
+    title: &str,
+    body: &str,
+    mut on_part: impl FnMut(bool, &crate::normalize::text::Words),
+) -> (String, Signature) {
+    let mut hashes = Vec::with_capacity((title.len() + body.len()) / 6);
+    let hash = crate::normalize::text::content_hash_of_words(title, body, |part, words| {
+        hashes.extend(words.norms().map(|w| fnv1a(w.as_bytes(), FNV_OFFSET)));
+        on_part(part, words);
     });
-    (hash, Signature::of(&shingles_n(&words, SHINGLE)))
+    (hash, Signature::of(&shingles_n(&hashes, SHINGLE)))
 }
 
 /// The candidate most similar to `sig`, if it reaches `threshold`. Ties go to the earlier

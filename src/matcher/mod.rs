@@ -20,7 +20,7 @@ use std::ops::Range;
 use serde::{Deserialize, Serialize};
 
 use crate::model::Field;
-use crate::normalize::text::{tokenize_with_bytes, with_words};
+use crate::normalize::text::{Words, tokenize_with_bytes, with_words};
 use eval::{Node, Occurrence};
 use index::{TermId, TermIndex};
 use query::QueryError;
@@ -154,6 +154,10 @@ struct Atom {
     positive: bool,
 }
 
+/// Term occurrences in an article's title and body, found by [`Matcher::prescan`].
+#[derive(Default)]
+pub(crate) struct Prescanned(Vec<FieldHit>);
+
 /// One occurrence of an indexed term in one of the fields being matched.
 struct FieldHit {
     term: TermId,
@@ -251,12 +255,39 @@ impl Matcher {
     /// to the query's positive part, in the fields the watchlist looks at. Source and language
     /// scopes are not applied (the texts have neither); `min_hits` is.
     pub fn match_fields(&self, fields: &[(Field, &str)]) -> Vec<WatchlistMatch> {
-        self.match_scoped(fields, None)
+        self.match_scoped(fields, self.scan(fields, 0, Vec::new()), None)
     }
 
     /// Matches a stored or fetched article: every field, and each watchlist's source and
     /// language scope.
     pub fn match_article(&self, article: &ArticleFields<'_>) -> Vec<WatchlistMatch> {
+        let fields = Self::article_fields(article);
+        let found = self.scan(&fields, 0, Vec::new());
+        self.match_scoped(&fields, found, Some((article.source_id, article.language)))
+    }
+
+    /// [`Matcher::match_article`], with the title and body already scanned (by
+    /// [`Matcher::prescan`] while their words were read for the content hash), so each article's
+    /// text is split into words once.
+    pub(crate) fn match_prescanned(
+        &self,
+        article: &ArticleFields<'_>,
+        title_and_body: Prescanned,
+    ) -> Vec<WatchlistMatch> {
+        let fields = Self::article_fields(article);
+        let found = self.scan(&fields, 2, title_and_body.0);
+        self.match_scoped(&fields, found, Some((article.source_id, article.language)))
+    }
+
+    /// Scans the words of an article's title (`body` false) or body into `into`; the words
+    /// must be those of the title and body that [`Matcher::match_prescanned`] is then given.
+    pub(crate) fn prescan(&self, body: bool, words: &Words, into: &mut Prescanned) {
+        self.scan_words(usize::from(body), words, &mut into.0);
+    }
+
+    /// The fields an article is matched on, in the order hits are reported: title, body, URL,
+    /// source id and (when it differs) source name.
+    fn article_fields<'a>(article: &ArticleFields<'a>) -> Vec<(Field, &'a str)> {
         let mut fields = vec![
             (Field::Title, article.title),
             (Field::Body, article.body),
@@ -266,7 +297,7 @@ impl Matcher {
         if !article.source_name.is_empty() && article.source_name != article.source_id {
             fields.push((Field::Source, article.source_name));
         }
-        self.match_scoped(&fields, Some((article.source_id, article.language)))
+        fields
     }
 
     /// Names of the compiled watchlists, in configuration order.
@@ -277,9 +308,9 @@ impl Matcher {
     fn match_scoped(
         &self,
         fields: &[(Field, &str)],
+        found: Vec<FieldHit>,
         scope: Option<(&str, Option<&str>)>,
     ) -> Vec<WatchlistMatch> {
-        let found = self.scan(fields);
         // (watchlist, index into `found`, owner) of every occurrence a watchlist can see,
         // grouped by watchlist below (a stable sort keeps text order within each).
         let mut seen: Vec<(usize, usize, &Owner)> = Vec::new();
@@ -379,25 +410,32 @@ impl Matcher {
     }
 
     /// Every occurrence of every indexed term in `fields`, each field tokenized once.
-    fn scan(&self, fields: &[(Field, &str)]) -> Vec<FieldHit> {
-        let mut found = Vec::new();
-        for (field, (_, text)) in fields.iter().enumerate() {
-            with_words(text, |tokens| {
-                let words: Vec<&str> = tokens.norms().collect();
-                self.index.scan(&words, |term, range| {
-                    let first = tokens.get(range.start);
-                    let last = tokens.get(range.end - 1);
-                    found.push(FieldHit {
-                        term,
-                        field,
-                        chars: first.chars.start..last.chars.end,
-                        bytes: first.bytes.start..last.bytes.end,
-                        words: range,
-                    });
-                });
-            });
+    /// Adds to `found` the occurrences in `fields[from..]`.
+    fn scan(
+        &self,
+        fields: &[(Field, &str)],
+        from: usize,
+        mut found: Vec<FieldHit>,
+    ) -> Vec<FieldHit> {
+        for (field, (_, text)) in fields.iter().enumerate().skip(from) {
+            with_words(text, |tokens| self.scan_words(field, tokens, &mut found));
         }
         found
+    }
+
+    fn scan_words(&self, field: usize, tokens: &Words, found: &mut Vec<FieldHit>) {
+        let words: Vec<&str> = tokens.norms().collect();
+        self.index.scan(&words, |term, range| {
+            let first = tokens.get(range.start);
+            let last = tokens.get(range.end - 1);
+            found.push(FieldHit {
+                term,
+                field,
+                chars: first.chars.start..last.chars.end,
+                bytes: first.bytes.start..last.bytes.end,
+                words: range,
+            });
+        });
     }
 }
 
@@ -699,6 +737,56 @@ mod tests {
                 .to_string()
                 .contains("same name")
         );
+    }
+
+    #[test]
+    fn title_and_body_read_with_the_content_hash_match_as_read_alone() {
+        let by_url = spec(
+            "by-url",
+            &[Field::Url, Field::Source, Field::Title],
+            &[("site", &["example", "wire"])],
+            "site",
+        );
+        let matcher = Matcher::compile(&[russia_israel("russia AND israel"), by_url]).unwrap();
+        let articles = [
+            ArticleFields {
+                title: "لقاء بين بُوتين ونتنـياهو",
+                body: "قال مصدر مقرب للكرملين إن Russia’s موقف من تل-أبيب ثابت.",
+                url: "https://news.example/a",
+                source_id: "wire",
+                source_name: "The Wire",
+                language: Some("ar"),
+            },
+            ArticleFields {
+                title: "Putin",
+                body: "Nothing about the other side.",
+                url: "https://other.test/b",
+                source_id: "s1",
+                ..ArticleFields::default()
+            },
+            ArticleFields {
+                title: "",
+                body: "Israel and Russia, wire example",
+                url: "",
+                source_id: "",
+                ..ArticleFields::default()
+            },
+        ];
+        let mut matched = 0;
+        for article in &articles {
+            let mut prescanned = Prescanned::default();
+            crate::normalize::text::content_hash_of_words(
+                article.title,
+                article.body,
+                |body, words| matcher.prescan(body, words, &mut prescanned),
+            );
+            let direct = matcher.match_article(article);
+            matched += direct.len();
+            assert_eq!(matcher.match_prescanned(article, prescanned), direct);
+        }
+        // Both watchlists on the first article (hits in every field), none on the second, the
+        // body's words on the third.
+        assert_eq!(matched, 3);
     }
 
     #[test]

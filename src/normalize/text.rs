@@ -218,6 +218,16 @@ pub fn content_hash(title: &str, body: &str) -> String {
 /// [`content_hash`], calling `on_word` with each normalized word (title first) as it is hashed:
 /// what else is computed from the words (the story signature) needs no second pass over them.
 pub fn content_hash_with(title: &str, body: &str, mut on_word: impl FnMut(&str)) -> String {
+    content_hash_of_words(title, body, |_, words| words.norms().for_each(&mut on_word))
+}
+
+/// [`content_hash`], calling `on_part` with the words of the title (`false`) and then of the
+/// body (`true`), for whatever else reads them (the story signature, the matcher).
+pub(crate) fn content_hash_of_words(
+    title: &str,
+    body: &str,
+    mut on_part: impl FnMut(bool, &Words),
+) -> String {
     let mut hasher = Sha256::new();
     for (i, part) in [title, body].into_iter().enumerate() {
         if i > 0 {
@@ -226,11 +236,11 @@ pub fn content_hash_with(title: &str, body: &str, mut on_word: impl FnMut(&str))
         }
         with_words(part, |words| {
             for norm in words.norms() {
-                on_word(norm);
                 hasher.update(norm.as_bytes());
                 // Unit separator: never part of a word, so word boundaries are unambiguous.
                 hasher.update([0x1f]);
             }
+            on_part(i > 0, words);
         });
     }
     hex::encode(hasher.finalize())
