@@ -263,3 +263,82 @@ async fn three_daemons_fetch_each_source_once_per_period_and_survive_a_killed_on
     assert!(sent >= 1, "no digest was sent");
     assert_eq!(ids.len() as i64, sent, "messages received vs runs sent");
 }
+
+/// A daemon records the configured sources at start and on every reload. Rewriting unchanged
+/// rows locked them until its commit, holding up the refreshes other daemons were writing (each
+/// updates its source's row) for up to a second at a shared start. Unchanged sources are not
+/// written: recording them again finishes while another writer holds those rows (PostgreSQL) or
+/// the database's write lock (SQLite); a changed source is still updated.
+#[tokio::test]
+async fn recording_unchanged_sources_waits_for_no_other_writer() {
+    use marsad::store::{Db, SourceInfo};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let pg = if test_storage_is_postgres() {
+        Some(PgDatabase::create().await)
+    } else {
+        None
+    };
+    let db = match &pg {
+        Some(pg) => Db::open_postgres(&pg.url).await.expect("open PostgreSQL"),
+        None => Db::open_sqlite(&dir.path().join("m.db"))
+            .await
+            .expect("open SQLite"),
+    };
+    let source = |id: &str, name: &str| SourceInfo {
+        id: id.into(),
+        name: name.into(),
+        kind: "feed".into(),
+        url: format!("http://example.test/{id}.xml"),
+    };
+    let configured = [source("a", "Alpha"), source("b", "Beta")];
+    db.sync_sources(&configured).await.expect("first record");
+
+    // Another writer holds the sources' rows (or the whole database) meanwhile.
+    let again = async {
+        tokio::time::timeout(Duration::from_secs(3), db.sync_sources(&configured))
+            .await
+            .expect("recording unchanged sources waited for another writer")
+            .expect("record again");
+    };
+    match &pg {
+        Some(pg) => {
+            let other = sqlx::PgPool::connect(&pg.url).await.expect("connect");
+            let mut tx = other.begin().await.expect("begin");
+            sqlx::query("SELECT id FROM sources FOR UPDATE")
+                .fetch_all(&mut *tx)
+                .await
+                .expect("lock the rows");
+            again.await;
+            tx.rollback().await.expect("release");
+        }
+        None => {
+            let other = sqlx::SqlitePool::connect_with(
+                sqlx::sqlite::SqliteConnectOptions::new().filename(dir.path().join("m.db")),
+            )
+            .await
+            .expect("open the database");
+            let mut conn = other.acquire().await.expect("connection");
+            sqlx::query("BEGIN IMMEDIATE")
+                .execute(&mut *conn)
+                .await
+                .expect("take the write lock");
+            again.await;
+            sqlx::query("ROLLBACK")
+                .execute(&mut *conn)
+                .await
+                .expect("release");
+        }
+    }
+
+    db.sync_sources(&[source("a", "Alpha"), source("b", "Beta News")])
+        .await
+        .expect("record a renamed source");
+    let names: Vec<String> = db
+        .source_states()
+        .await
+        .expect("read sources")
+        .into_iter()
+        .map(|s| s.name)
+        .collect();
+    assert_eq!(names, ["Alpha", "Beta News"]);
+}

@@ -1022,8 +1022,21 @@ impl Drop for Withdraw {
 
 impl Db {
     /// Records the configured sources (insert or update name/kind/url); state columns are kept.
+    ///
+    /// Only sources that are new or changed are written. Writing every row locked all of them
+    /// until the commit: daemons starting together, or one reloading its configuration, held
+    /// up each other's refreshes (whose writes update those rows) for up to a second.
     pub async fn sync_sources(&self, sources: &[SourceInfo]) -> Result<(), StoreError> {
         with_db!(self, pool => {
+            let stored: HashMap<String, (String, String, String)> =
+                sqlx::query("SELECT id, name, kind, url FROM sources")
+                    .fetch_all(pool)
+                    .await
+                    .context("reading sources")?
+                    .iter()
+                    .map(|r| Ok((r.try_get("id")?, (r.try_get("name")?, r.try_get("kind")?, r.try_get("url")?))))
+                    .collect::<Result<_, sqlx::Error>>()
+                    .context("decoding sources")?;
             // Many rows per statement (10,000 sources were 10,000 statements at every start);
             // a statement may not upsert one id twice, so the last of a repeated id wins, as it
             // did one by one.
@@ -1036,7 +1049,15 @@ impl Db {
                 .enumerate()
                 .filter(|(i, s)| last.get(s.id.as_str()) == Some(i))
                 .map(|(_, s)| s)
+                .filter(|s| {
+                    stored.get(&s.id).is_none_or(|(name, kind, url)| {
+                        (name, kind, url) != (&s.name, &s.kind, &s.url)
+                    })
+                })
                 .collect();
+            if rows.is_empty() {
+                return Ok(());
+            }
             let mut tx = pool.begin().await.context("starting a transaction")?;
             insert_rows!(&mut *tx,
                 "INSERT INTO sources (id, name, kind, url) VALUES {VALUES} \
