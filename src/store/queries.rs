@@ -6,7 +6,8 @@ use chrono::{DateTime, Utc};
 use sqlx::Row;
 
 use super::stories::{
-    Placement, StoryCacheGuard, assign_stories, prune_story_window, sync_story_cache,
+    Placement, StoryCacheGuard, assign_stories, prefetch_signatures, prune_story_window,
+    sync_story_cache,
 };
 use super::{BeginWrite, Context, Db, StoreError, with_db};
 use crate::dedupe::StoryParams;
@@ -1754,13 +1755,23 @@ impl Db {
                 ));
 
             // Stories last: near-duplicates stored at the same time by several daemons must see
-            // each other, so this part is serialised (PostgreSQL) and kept short.
+            // each other, so this part is serialised (PostgreSQL) and kept short: what other
+            // writers committed is read ahead of the lock.
+            let prefetched = match StoryCacheGuard::peek_last_seq(self, stories) {
+                Some(seq) if !sqlite && !plan.new.is_empty() => {
+                    Some(prefetch_signatures!(tx, seq, last_fetched, stories))
+                }
+                _ => None,
+            };
             pool.lock_stories(&mut tx).await.context("waiting for story assignment")?;
             // This process's copy of the story window, brought up to date with what other
             // writers committed; taken after the story lock, confirmed after the commit.
             let mut story_cache = None;
             if !plan.new.is_empty() {
                 let mut cache = StoryCacheGuard::acquire(self, stories).await;
+                if let Some(prefetched) = prefetched {
+                    cache.absorb(prefetched);
+                }
                 sync_story_cache!(tx, pending, cache, last_fetched, stories);
                 let placing = plan.new.iter().zip(&new_ids).map(|(n, id)| {
                     let (w, k) = origin[n.first];

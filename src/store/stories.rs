@@ -71,20 +71,51 @@ pub(crate) struct StoryCacheGuard {
     confirmed: bool,
 }
 
+fn slot_of(db: &Db, params: &crate::dedupe::StoryParams) -> Slot {
+    let key = format!(
+        "{}|{}|{}|{}",
+        db.identity(),
+        params.window.as_secs(),
+        params.window_articles,
+        params.threshold
+    );
+    let mut slots = slots().lock().unwrap_or_else(|e| e.into_inner());
+    slots.entry(key).or_default().clone()
+}
+
+/// Signatures other writers committed, read before the story lock was taken (see
+/// `prefetch_signatures!`), each as (seq, article, fetched, story, signature), oldest first.
+#[derive(Default)]
+pub(crate) struct Prefetched {
+    rows: Vec<SignatureRow>,
+}
+
+pub(crate) type SignatureRow = (
+    i64,
+    i64,
+    DateTime<Utc>,
+    Option<i64>,
+    crate::dedupe::Signature,
+);
+
+impl Prefetched {
+    pub(crate) fn new(mut rows: Vec<SignatureRow>) -> Prefetched {
+        rows.sort_unstable_by_key(|r| r.0);
+        Prefetched { rows }
+    }
+}
+
 impl StoryCacheGuard {
+    /// The sequence number `db`'s story cache has read up to, if it is loaded and no
+    /// transaction is using it at this moment: where reading ahead of the story lock starts.
+    pub(crate) fn peek_last_seq(db: &Db, params: &crate::dedupe::StoryParams) -> Option<i64> {
+        let slot = slot_of(db, params);
+        let cache = slot.try_lock().ok()?;
+        cache.as_ref().map(|c| c.last_seq)
+    }
+
     pub(crate) async fn acquire(db: &Db, params: &crate::dedupe::StoryParams) -> StoryCacheGuard {
-        let key = format!(
-            "{}|{}|{}|{}",
-            db.identity(),
-            params.window.as_secs(),
-            params.window_articles,
-            params.threshold
-        );
-        let slot = {
-            let mut slots = slots().lock().unwrap_or_else(|e| e.into_inner());
-            slots.entry(key).or_default().clone()
-        };
-        let slot = slot.lock_owned().await;
+        let slot = slot_of(db, params).lock_owned().await;
         let last_seq = slot.as_ref().map_or(0, |c| c.last_seq);
         StoryCacheGuard {
             slot,
@@ -137,6 +168,26 @@ impl StoryCacheGuard {
             cache
                 .index
                 .rename_recent_stories(count, |story| rename(story as i64) as u64);
+        }
+    }
+
+    /// Adds what was read ahead of the story lock. The rows are every signature committed
+    /// after some sequence number up to the highest among them (numbers are taken under the
+    /// story lock, which is held until commit, so what is visible is always a prefix); those
+    /// past what the cache has read continue it without a gap. Nothing is added to a cache
+    /// that is not loaded (it is loaded whole, under the lock).
+    pub(crate) fn absorb(&mut self, prefetched: Prefetched) {
+        if self.slot.is_none() {
+            return;
+        }
+        for (seq, article, fetched, story, sig) in prefetched.rows {
+            if seq <= self.last_seq {
+                continue;
+            }
+            match story {
+                Some(story) => self.push(seq, article, fetched, story, sig),
+                None => self.caught_up(seq),
+            }
         }
     }
 
@@ -247,27 +298,69 @@ macro_rules! sync_story_cache {
             None
         };
         for row in rows.unwrap_or_default().iter().rev() {
-            let blob: Vec<u8> = row.try_get("signature").context("decoding a signature")?;
-            let sig = $crate::dedupe::Signature::from_bytes(&blob).ok_or(StoreError::Corrupt {
-                context: "decoding a signature",
-                message: format!("{} bytes", blob.len()),
-            })?;
-            let story: Option<i64> = row.try_get("story").context("decoding a story id")?;
-            let seq: Option<i64> = row.try_get("seq").context("decoding a signature number")?;
+            let (seq, article, fetched, story, sig) = $crate::store::stories::signature_row!(row);
             if let Some(story) = story {
-                $cache.push(
-                    seq.unwrap_or(0),
-                    row.try_get("article").context("decoding an article id")?,
-                    row.try_get("fetched").context("decoding a fetch time")?,
-                    story,
-                    sig,
-                );
+                $cache.push(seq, article, fetched, story, sig);
             }
         }
         $cache.caught_up(last);
     }};
 }
 pub(crate) use sync_story_cache;
+
+/// Decodes one row of `article_signatures` joined with its article's story into a
+/// [`SignatureRow`].
+macro_rules! signature_row {
+    ($row:expr) => {{
+        let row = $row;
+        let blob: Vec<u8> = row.try_get("signature").context("decoding a signature")?;
+        let sig = $crate::dedupe::Signature::from_bytes(&blob).ok_or(StoreError::Corrupt {
+            context: "decoding a signature",
+            message: format!("{} bytes", blob.len()),
+        })?;
+        let seq: Option<i64> = row.try_get("seq").context("decoding a signature number")?;
+        let article: i64 = row.try_get("article").context("decoding an article id")?;
+        let fetched: DateTime<Utc> = row.try_get("fetched").context("decoding a fetch time")?;
+        let story: Option<i64> = row.try_get("story").context("decoding a story id")?;
+        (seq.unwrap_or(0), article, fetched, story, sig)
+    }};
+}
+pub(crate) use signature_row;
+
+/// Reads, in `$tx` but before the story lock is taken, the signatures other writers committed
+/// since the story cache's last look (`$since_seq`, from [`StoryCacheGuard::peek_last_seq`]),
+/// so that `sync_story_cache!` under the lock has only the last moments' to read. With several
+/// daemons every writer waits for that lock, and reading and indexing the others' signatures
+/// while holding it made up much of the time each held it. Evaluates to a [`Prefetched`]
+/// (empty where the window's worth came back: the cache is then better read under the lock).
+macro_rules! prefetch_signatures {
+    ($tx:expr, $since_seq:expr, $fetched:expr, $params:expr) => {{
+        let since =
+            $fetched - chrono::Duration::from_std($params.window).unwrap_or(chrono::Duration::MAX);
+        let keep = i64::try_from($params.window_articles).unwrap_or(i64::MAX);
+        let rows = sqlx::query(
+            "SELECT s.seq, s.article, s.signature, s.fetched, a.story FROM article_signatures s \
+             JOIN articles a ON a.id = s.article WHERE s.seq > $1 AND s.fetched >= $2 \
+             ORDER BY s.seq DESC LIMIT $3",
+        )
+        .bind($since_seq)
+        .bind(since)
+        .bind(keep)
+        .fetch_all(&mut *$tx)
+        .await
+        .context("reading other writers' signatures")?;
+        if rows.len() as i64 >= keep {
+            $crate::store::stories::Prefetched::default()
+        } else {
+            let mut decoded = Vec::with_capacity(rows.len());
+            for row in &rows {
+                decoded.push($crate::store::stories::signature_row!(row));
+            }
+            $crate::store::stories::Prefetched::new(decoded)
+        }
+    }};
+}
+pub(crate) use prefetch_signatures;
 
 /// Where story assignment placed an article: its story, `new` (it started the story) or
 /// `similar`, the article it was found most similar to and their estimated similarity.
