@@ -97,12 +97,19 @@ impl<DB: sqlx::Database> Binder<DB> {
     }
 }
 
-/// Statements of a transaction that return nothing, held back (SQLite) to go to the connection
-/// together with the next statement, in one round trip: storing a batch of refreshes took 17
-/// statements, and each trip to the connection's thread, while the machine is busy parsing
-/// pages, cost more than most of the statements themselves. PostgreSQL runs each at once.
+/// Statements of a transaction that return nothing, held back to go to the database together
+/// with the next statement, in one round trip: storing a batch of refreshes took 17 statements,
+/// and each trip to the connection (to SQLite's thread, or to the PostgreSQL server, and under
+/// the story lock that several daemons wait for) cost more than most of the statements
+/// themselves. SQLite: a text of statements run one after the other. PostgreSQL, which runs one
+/// statement at a time: data-modifying `WITH` members of the next statement ([`Pending::hold`]).
 pub(super) struct Pending<DB: sqlx::Database> {
     sql: String,
+    /// PostgreSQL: the held-back statements as `WITH` members, `w1 AS (…), w2 AS (…)`.
+    with: String,
+    members: usize,
+    /// PostgreSQL: rows held back (the values are in arrays, one per column).
+    rows: usize,
     binder: Binder<DB>,
 }
 
@@ -110,9 +117,39 @@ impl<DB: sqlx::Database> Default for Pending<DB> {
     fn default() -> Self {
         Pending {
             sql: String::new(),
+            with: String::new(),
+            members: 0,
+            rows: 0,
             binder: Binder::default(),
         }
     }
+}
+
+/// Rows held back on PostgreSQL at most before they are sent on their own (the arrays of a
+/// huge refresh are not all built at once).
+const PG_PENDING_ROWS: usize = 4 * WRITE_ROWS;
+
+/// `sql` with its numbered placeholders `$1`, `$2`, … moved up by `offset` (to follow the values
+/// of the statements it is sent with). Only marsad's own statement texts are renumbered, and
+/// none of them has a `$` outside a placeholder.
+fn renumber(sql: &str, offset: usize) -> String {
+    if offset == 0 {
+        return sql.to_string();
+    }
+    let mut out = String::with_capacity(sql.len() + 8);
+    let mut rest = sql;
+    while let Some(at) = rest.find('$') {
+        out.push_str(&rest[..=at]);
+        rest = &rest[at + 1..];
+        let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
+        match rest[..digits].parse::<usize>() {
+            Ok(n) => out.push_str(&(n + offset).to_string()),
+            Err(_) => out.push_str(&rest[..digits]),
+        }
+        rest = &rest[digits..];
+    }
+    out.push_str(rest);
+    out
 }
 
 impl<DB: sqlx::Database + sqlx::database::HasStatementCache> Pending<DB>
@@ -121,7 +158,8 @@ where
 {
     /// `sql` (one statement, its values bound by `bind`) run after whatever is held back, in one
     /// go; nothing is held back afterwards. Only the rows of `sql` come back: the held-back
-    /// statements return none.
+    /// statements return none. On PostgreSQL the held-back statements run as part of `sql`,
+    /// which therefore does not see their rows (all see the database as it was before).
     pub(super) fn then<'q>(
         &mut self,
         sql: &str,
@@ -129,20 +167,58 @@ where
     ) -> Result<sqlx::query::Query<'q, DB, DB::Arguments>, sqlx::Error> {
         let Pending {
             sql: mut text,
+            with,
             binder,
+            ..
         } = std::mem::take(self);
         // A statement on its own has a fixed text, worth preparing once.
-        let persistent = text.is_empty();
-        text.push_str(sql);
+        let persistent = text.is_empty() && with.is_empty();
+        if with.is_empty() {
+            text.push_str(sql);
+        } else {
+            let sql = renumber(sql, binder.len());
+            let sql = if sql.is_empty() {
+                "SELECT 1"
+            } else {
+                sql.as_str()
+            };
+            text = match sql.strip_prefix("WITH ") {
+                Some(members) => format!("WITH {with}, {members}"),
+                None => format!("WITH {with} {sql}"),
+            };
+        }
         let args = bind(binder).args.map_err(sqlx::Error::Encode)?;
         Ok(sqlx::query_with(sqlx::AssertSqlSafe(text), args).persistent(persistent))
+    }
+
+    /// PostgreSQL: holds back `sql` (a statement returning nothing, placeholders from `$1`, its
+    /// `rows` rows bound by `bind`) as a `WITH` member of the next statement sent. True once
+    /// enough is held back to send it on its own.
+    pub(super) fn hold(
+        &mut self,
+        sql: &str,
+        rows: usize,
+        bind: impl FnOnce(Binder<DB>) -> Binder<DB>,
+    ) -> bool {
+        use std::fmt::Write as _;
+        let sql = renumber(sql, self.binder.len());
+        self.members += 1;
+        let _ = write!(
+            self.with,
+            "{}w{} AS ({sql})",
+            if self.with.is_empty() { "" } else { ", " },
+            self.members
+        );
+        self.binder = bind(std::mem::take(&mut self.binder));
+        self.rows += rows;
+        self.rows >= PG_PENDING_ROWS
     }
 
     /// Runs whatever is held back.
     pub(super) fn flush<'q>(
         &mut self,
     ) -> Option<Result<sqlx::query::Query<'q, DB, DB::Arguments>, sqlx::Error>> {
-        if self.sql.is_empty() {
+        if self.sql.is_empty() && self.with.is_empty() {
             return None;
         }
         Some(self.then("", |b| b))
@@ -300,8 +376,8 @@ fn unnest_sql(sql: &str, types: &[&str]) -> String {
 
 /// Writes `$rows` with `$sql`, whose `VALUES {VALUES}` stands for the rows, each row's values
 /// given by `|row| (value => "sql type", …)`: on SQLite as [`insert_rows`] does (multi-row
-/// `VALUES`, held back in `$pending` with `defer`), on PostgreSQL one statement per
-/// [`WRITE_ROWS`] rows with one array per column ([`unnest_sql`]). With `after` and a trailing
+/// `VALUES`), on PostgreSQL one statement per [`WRITE_ROWS`] rows with one array per column
+/// ([`unnest_sql`]); with `defer`, held back in `$pending` (see [`Pending`]). With `after` and a trailing
 /// `for row { … }`, runs that on each row returned (`RETURNING`), sending what `$pending` held
 /// back first. A macro so it expands once per backend inside `with_db!`.
 macro_rules! write_rows {
@@ -312,11 +388,12 @@ macro_rules! write_rows {
         } else {
             let sql = unnest_sql($sql, types);
             for part in $rows.chunks(WRITE_ROWS) {
-                sqlx::query(sqlx::AssertSqlSafe(sql.as_str()))
-                    $(.bind(PgArray(part.iter().map(|$row| $col).collect::<Vec<_>>())))+
-                    .execute(&mut *$exec)
-                    .await
-                    .context($context)?;
+                let full = $pending.hold(&sql, part.len(), |b| {
+                    b $(.bind(PgArray(part.iter().map(|$row| $col).collect::<Vec<_>>())))+
+                });
+                if full && let Some(query) = $pending.flush() {
+                    query.context($context)?.execute(&mut *$exec).await.context($context)?;
+                }
             }
         }
     }};
@@ -327,8 +404,9 @@ macro_rules! write_rows {
         } else {
             let sql = unnest_sql($sql, types);
             for part in $rows.chunks(WRITE_ROWS) {
-                for $r in sqlx::query(sqlx::AssertSqlSafe(sql.as_str()))
-                    $(.bind(PgArray(part.iter().map(|$row| $col).collect::<Vec<_>>())))+
+                for $r in $pending
+                    .then(&sql, |b| b $(.bind(PgArray(part.iter().map(|$row| $col).collect::<Vec<_>>())))+)
+                    .context($context)?
                     .fetch_all(&mut *$exec)
                     .await
                     .context($context)? $handle
@@ -1498,7 +1576,7 @@ impl Db {
                 Some(rows)
             } else if lookup_urls.len() + 2 * guids.len() + hashes.len() <= PENDING_VALUES {
                 let (sql, binder) = sqlite_lookups(&lookup_urls, &guids, &hashes);
-                Some(match (Pending { sql, binder }).flush() {
+                Some(match (Pending { sql, binder, ..Pending::default() }).flush() {
                     Some(query) => query
                         .context("deduplicating")?
                         .fetch_all(&mut *tx)
@@ -1757,12 +1835,17 @@ impl Db {
             // Stories last: near-duplicates stored at the same time by several daemons must see
             // each other, so this part is serialised (PostgreSQL) and kept short: what other
             // writers committed is read ahead of the lock.
+            // PostgreSQL: the writes held back so far go with that read, or on their own, before
+            // the lock is taken.
             let prefetched = match StoryCacheGuard::peek_last_seq(self, stories) {
                 Some(seq) if !sqlite && !plan.new.is_empty() => {
-                    Some(prefetch_signatures!(tx, seq, last_fetched, stories))
+                    Some(prefetch_signatures!(tx, pending, seq, last_fetched, stories))
                 }
                 _ => None,
             };
+            if !sqlite && let Some(held) = pending.flush() {
+                held.context("storing a refresh")?.execute(&mut *tx).await.context("storing a refresh")?;
+            }
             pool.lock_stories(&mut tx).await.context("waiting for story assignment")?;
             // This process's copy of the story window, brought up to date with what other
             // writers committed; taken after the story lock, confirmed after the commit.
@@ -1772,7 +1855,7 @@ impl Db {
                 if let Some(prefetched) = prefetched {
                     cache.absorb(prefetched);
                 }
-                sync_story_cache!(tx, pending, cache, last_fetched, stories);
+                let last_seq = sync_story_cache!(tx, pending, cache, plan.new.len(), last_fetched, stories);
                 let placing = plan.new.iter().zip(&new_ids).map(|(n, id)| {
                     let (w, k) = origin[n.first];
                     let signature = match writes[w].signatures.get(k) {
@@ -1784,7 +1867,7 @@ impl Db {
                     };
                     (*id, signature, writes[w].write.finished)
                 });
-                let placed = assign_stories!(tx, pending, cache, placing, plan.new.len(), stories);
+                let placed = assign_stories!(tx, pending, cache, last_seq, placing, plan.new.len(), stories);
                 story_cache = Some(cache);
                 if sqlite {
                     // `column1`… are the names both backends give the columns of a `VALUES` list.

@@ -251,18 +251,29 @@ impl Db {
 
 /// Brings the story cache `$cache` (a [`StoryCacheGuard`]) up to date inside `$tx`: the whole
 /// window on first use (or after a failed transaction), else the signatures other writers
-/// committed since. Run it after taking the story lock, before `assign_stories!`. What
-/// `$pending` held back is sent first.
+/// committed since. Run it after taking the story lock, before `assign_stories!`. Reserves, in
+/// the same statement, `$reserve` signature numbers for the articles about to be placed, and
+/// evaluates to the last of them (for `assign_stories!`). What `$pending` held back is sent
+/// first.
 macro_rules! sync_story_cache {
-    ($tx:expr, $pending:expr, $cache:expr, $fetched:expr, $params:expr) => {{
-        let last: i64 = $pending
-            .then("SELECT last FROM story_seq WHERE id = 1", |b| b)
-            .context("reading the story sequence")?
+    ($tx:expr, $pending:expr, $cache:expr, $reserve:expr, $fetched:expr, $params:expr) => {{
+        let reserve = i64::try_from($reserve).unwrap_or(i64::MAX);
+        // After held-back statements SQLite's placeholders must be anonymous.
+        let sql = if Backend::is_sqlite(&&mut *$tx) {
+            "UPDATE story_seq SET last = last + ? WHERE id = 1 RETURNING last"
+        } else {
+            "UPDATE story_seq SET last = last + $1 WHERE id = 1 RETURNING last"
+        };
+        let reserved: i64 = $pending
+            .then(sql, |b| b.bind(reserve))
+            .context("numbering signatures")?
             .fetch_one(&mut *$tx)
             .await
-            .context("reading the story sequence")?
+            .context("numbering signatures")?
             .try_get("last")
             .context("decoding the story sequence")?;
+        // The last number taken before.
+        let last = reserved - reserve;
         let since = $fetched - chrono::Duration::from_std($params.window).unwrap_or(chrono::Duration::MAX);
         // Newest first, at most what the window keeps (so loading it never holds more), then
         // replayed oldest first.
@@ -304,6 +315,7 @@ macro_rules! sync_story_cache {
             }
         }
         $cache.caught_up(last);
+        reserved
     }};
 }
 pub(crate) use sync_story_cache;
@@ -333,20 +345,21 @@ pub(crate) use signature_row;
 /// daemons every writer waits for that lock, and reading and indexing the others' signatures
 /// while holding it made up much of the time each held it. Evaluates to a [`Prefetched`]
 /// (empty where the window's worth came back: the cache is then better read under the lock).
+/// What `$pending` held back goes with it.
 macro_rules! prefetch_signatures {
-    ($tx:expr, $since_seq:expr, $fetched:expr, $params:expr) => {{
+    ($tx:expr, $pending:expr, $since_seq:expr, $fetched:expr, $params:expr) => {{
         let since =
             $fetched - chrono::Duration::from_std($params.window).unwrap_or(chrono::Duration::MAX);
         let keep = i64::try_from($params.window_articles).unwrap_or(i64::MAX);
-        let rows = sqlx::query(
-            "SELECT s.seq, s.article, s.signature, s.fetched, a.story FROM article_signatures s \
-             JOIN articles a ON a.id = s.article WHERE s.seq > $1 AND s.fetched >= $2 \
-             ORDER BY s.seq DESC LIMIT $3",
-        )
-        .bind($since_seq)
-        .bind(since)
-        .bind(keep)
-        .fetch_all(&mut *$tx)
+        let rows = $pending
+            .then(
+                "SELECT s.seq, s.article, s.signature, s.fetched, a.story FROM article_signatures s \
+                 JOIN articles a ON a.id = s.article WHERE s.seq > $1 AND s.fetched >= $2 \
+                 ORDER BY s.seq DESC LIMIT $3",
+                |b| b.bind($since_seq).bind(since).bind(keep),
+            )
+            .context("reading other writers' signatures")?
+            .fetch_all(&mut *$tx)
         .await
         .context("reading other writers' signatures")?;
         if rows.len() as i64 >= keep {
@@ -373,7 +386,8 @@ pub(crate) struct Placement {
 }
 
 /// Places the new articles in stories, in `$tx`, with the story cache `$cache`
-/// synchronised by `sync_story_cache!`. `$new` yields `(id, signature, fetched)` for each, in
+/// synchronised by `sync_story_cache!` and `$last` the last signature number it reserved for
+/// them. `$new` yields `(id, signature, fetched)` for each, in
 /// insertion order (`$count` of them; a signature may be computed as it is asked for, so a
 /// refresh of 100,000 items never holds them all twice). Each article is placed in memory
 /// first, exactly as one by one (a copy joins a story an earlier article of the same batch
@@ -383,17 +397,11 @@ pub(crate) struct Placement {
 /// PostgreSQL the articles are inserted after this, with their story) or onto it (SQLite). A
 /// macro rather than a function so it expands once per backend inside `with_db!`.
 macro_rules! assign_stories {
-    ($tx:expr, $pending:expr, $cache:expr, $new:expr, $count:expr, $params:expr) => {{
+    ($tx:expr, $pending:expr, $cache:expr, $last:expr, $new:expr, $count:expr, $params:expr) => {{
         let assigning = std::time::Instant::now();
         let count: usize = $count;
         // One sequence range for the batch: numbers last - count + 1 ..= last, in order.
-        let last: i64 = sqlx::query("UPDATE story_seq SET last = last + $1 WHERE id = 1 RETURNING last")
-            .bind(count as i64)
-            .fetch_one(&mut *$tx)
-            .await
-            .context("numbering signatures")?
-            .try_get("last")
-            .context("decoding the story sequence")?;
+        let last: i64 = $last;
         let first_seq = last - count as i64 + 1;
         // (id, story or provisional -(k + 1), via, similarity) per article; `starts[k]` is the
         // article (and its fetch time) that started provisional story k.
