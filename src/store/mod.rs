@@ -172,14 +172,16 @@ impl Db {
 ///
 /// SQLite: `BEGIN IMMEDIATE` takes the write lock up front; a deferred transaction that read first
 /// could not upgrade after another connection committed (a busy-snapshot error no timeout fixes).
-/// Writes are serialised there anyway, so the two locks below are no-ops.
+/// Writes are serialised there anyway, so `lock_keys` is a no-op.
 ///
 /// PostgreSQL: refresh writes of several daemons run in parallel. A refresh first takes
 /// transaction-scoped advisory locks on the keys it deduplicates by (`lock_keys`: canonical URLs,
 /// GUIDs, content hashes), so two daemons storing the same article at once cannot both decide it
 /// is new, while refreshes with nothing in common do not wait for each other. Story assignment
-/// looks at every recent article, so it is serialised as a whole (`lock_stories`), for the short
-/// end of the transaction: two near-duplicates stored at once still see each other.
+/// looks at every recent article, so it is serialised as a whole, for the short end of the
+/// transaction: the `UPDATE` that reserves the signature numbers of a refresh's new articles
+/// (`reserve_signatures!`) holds the one row of `story_seq` until commit, so two near-duplicates
+/// stored at once still see each other. A refresh with no new article does not wait for it.
 pub(crate) trait BeginWrite {
     type Database: sqlx::Database;
     async fn begin_write(&self) -> Result<sqlx::Transaction<'static, Self::Database>, sqlx::Error>;
@@ -188,11 +190,6 @@ pub(crate) trait BeginWrite {
         &self,
         tx: &mut sqlx::Transaction<'static, Self::Database>,
         keys: &[i64],
-    ) -> Result<(), sqlx::Error>;
-    /// Waits for the story assignment lock; taken after every `lock_keys` of the transaction.
-    async fn lock_stories(
-        &self,
-        tx: &mut sqlx::Transaction<'static, Self::Database>,
     ) -> Result<(), sqlx::Error>;
 }
 
@@ -208,18 +205,11 @@ impl BeginWrite for SqlitePool {
     ) -> Result<(), sqlx::Error> {
         Ok(())
     }
-    async fn lock_stories(
-        &self,
-        _tx: &mut sqlx::Transaction<'static, sqlx::Sqlite>,
-    ) -> Result<(), sqlx::Error> {
-        Ok(())
-    }
 }
 
-/// The story lock, in the two-key advisory lock space (which does not overlap the single-key
-/// space of the dedupe keys): (marsad, stories).
+/// marsad's two-key advisory locks (a space that does not overlap the single-key one of the
+/// dedupe keys): (marsad, which). Key 1 was the story lock, now the row of `story_seq`.
 const ADVISORY_SPACE: i32 = 0x6d61_7273; // "mars"
-const STORY_LOCK: i32 = 1;
 /// Held shared by a refresh that locks its keys one by one, exclusively by one with more keys
 /// than [`MAX_KEY_LOCKS`].
 const BULK_LOCK: i32 = 2;
@@ -258,12 +248,6 @@ impl BeginWrite for PgPool {
             .execute(&mut **tx)
             .await?;
         Ok(())
-    }
-    async fn lock_stories(
-        &self,
-        tx: &mut sqlx::Transaction<'static, sqlx::Postgres>,
-    ) -> Result<(), sqlx::Error> {
-        advisory_xact_lock(tx, STORY_LOCK).await
     }
 }
 

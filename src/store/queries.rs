@@ -7,7 +7,7 @@ use sqlx::Row;
 
 use super::stories::{
     Placement, StoryCacheGuard, assign_stories, prefetch_signatures, prune_story_window,
-    sync_story_cache,
+    reserve_signatures, sync_story_cache,
 };
 use super::{BeginWrite, Context, Db, StoreError, with_db};
 use crate::dedupe::StoryParams;
@@ -1679,10 +1679,17 @@ impl Db {
             // their ids taken from the table's sequence now, the rows inserted once placed, with
             // their story; an update of every new article (a second version of each row, and of
             // each of its index entries) was the costliest statement of the server's share.
+            // PostgreSQL also reserves a story id for each, the one it takes if it starts a
+            // story: the stories are then written with the articles, in the statement that ends
+            // the time under the story lock, rather than in a round trip of their own (the ids
+            // of articles that join a story go unused, as sequence numbers may).
             let mut new_ids: Vec<i64> = Vec::with_capacity(plan.new.len());
+            let mut story_ids: Vec<i64> = Vec::new();
             if !plan.new.is_empty() && !sqlite {
+                story_ids.reserve(plan.new.len());
                 for r in sqlx::query(
-                    "SELECT nextval(pg_get_serial_sequence('articles', 'id')) AS id \
+                    "SELECT nextval(pg_get_serial_sequence('articles', 'id')) AS id, \
+                     nextval(pg_get_serial_sequence('stories', 'id')) AS story \
                      FROM generate_series(1, $1)",
                 )
                 .bind(plan.new.len() as i64)
@@ -1691,6 +1698,7 @@ impl Db {
                 .context("numbering new articles")?
                 {
                     new_ids.push(r.try_get("id").context("decoding article id")?);
+                    story_ids.push(r.try_get("story").context("decoding story id")?);
                 }
                 if new_ids.len() != plan.new.len() {
                     return Err(StoreError::Corrupt {
@@ -1833,8 +1841,8 @@ impl Db {
                 ));
 
             // Stories last: near-duplicates stored at the same time by several daemons must see
-            // each other, so this part is serialised (PostgreSQL) and kept short: what other
-            // writers committed is read ahead of the lock.
+            // each other, so this part is serialised (PostgreSQL: from `reserve_signatures!` to
+            // the commit) and kept short: what other writers committed is read ahead of the lock.
             // PostgreSQL: the writes held back so far go with that read, or on their own, before
             // the lock is taken.
             let prefetched = match StoryCacheGuard::peek_last_seq(self, stories) {
@@ -1846,16 +1854,16 @@ impl Db {
             if !sqlite && let Some(held) = pending.flush() {
                 held.context("storing a refresh")?.execute(&mut *tx).await.context("storing a refresh")?;
             }
-            pool.lock_stories(&mut tx).await.context("waiting for story assignment")?;
             // This process's copy of the story window, brought up to date with what other
             // writers committed; taken after the story lock, confirmed after the commit.
             let mut story_cache = None;
             if !plan.new.is_empty() {
+                let last_seq = reserve_signatures!(tx, pending, plan.new.len());
                 let mut cache = StoryCacheGuard::acquire(self, stories).await;
                 if let Some(prefetched) = prefetched {
                     cache.absorb(prefetched);
                 }
-                let last_seq = sync_story_cache!(tx, pending, cache, plan.new.len(), last_fetched, stories);
+                sync_story_cache!(tx, cache, last_seq - plan.new.len() as i64, last_fetched, stories);
                 let placing = plan.new.iter().zip(&new_ids).map(|(n, id)| {
                     let (w, k) = origin[n.first];
                     let signature = match writes[w].signatures.get(k) {
@@ -1867,7 +1875,7 @@ impl Db {
                     };
                     (*id, signature, writes[w].write.finished)
                 });
-                let placed = assign_stories!(tx, pending, cache, last_seq, placing, plan.new.len(), stories);
+                let placed = assign_stories!(tx, pending, cache, last_seq, (!sqlite).then_some(story_ids.as_slice()), placing, plan.new.len(), stories);
                 story_cache = Some(cache);
                 if sqlite {
                     // `column1`… are the names both backends give the columns of a `VALUES` list.

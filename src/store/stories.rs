@@ -60,7 +60,7 @@ fn slots() -> &'static std::sync::Mutex<HashMap<String, Slot>> {
 }
 
 /// Exclusive use of one database's [`StoryCache`] for one refresh transaction. Take it after
-/// the database's story lock (`BEGIN IMMEDIATE` on SQLite, the advisory lock on PostgreSQL) and
+/// the database's story lock (`BEGIN IMMEDIATE` on SQLite, `reserve_signatures!` on PostgreSQL) and
 /// call [`StoryCacheGuard::confirm`] once the transaction has committed; dropped unconfirmed,
 /// it forgets the cache, which is then rebuilt from the database.
 pub(crate) struct StoryCacheGuard {
@@ -249,31 +249,40 @@ impl Db {
     }
 }
 
-/// Brings the story cache `$cache` (a [`StoryCacheGuard`]) up to date inside `$tx`: the whole
-/// window on first use (or after a failed transaction), else the signatures other writers
-/// committed since. Run it after taking the story lock, before `assign_stories!`. Reserves, in
-/// the same statement, `$reserve` signature numbers for the articles about to be placed, and
-/// evaluates to the last of them (for `assign_stories!`). What `$pending` held back is sent
-/// first.
-macro_rules! sync_story_cache {
-    ($tx:expr, $pending:expr, $cache:expr, $reserve:expr, $fetched:expr, $params:expr) => {{
-        let reserve = i64::try_from($reserve).unwrap_or(i64::MAX);
+/// Reserves `$count` signature numbers (the story sequence advanced by `$count` in one
+/// statement) and evaluates to the last of them: the range is `last - count + 1 ..= last`. The
+/// `UPDATE` holds the sequence's row until the transaction ends, which makes it the story lock
+/// on PostgreSQL: a writer reserving next waits for this one to commit, and then sees its
+/// signatures. What `$pending` held back is sent first.
+macro_rules! reserve_signatures {
+    ($tx:expr, $pending:expr, $count:expr) => {{
+        let count = i64::try_from($count).unwrap_or(i64::MAX);
         // After held-back statements SQLite's placeholders must be anonymous.
         let sql = if Backend::is_sqlite(&&mut *$tx) {
             "UPDATE story_seq SET last = last + ? WHERE id = 1 RETURNING last"
         } else {
             "UPDATE story_seq SET last = last + $1 WHERE id = 1 RETURNING last"
         };
-        let reserved: i64 = $pending
-            .then(sql, |b| b.bind(reserve))
-            .context("numbering signatures")?
+        let last: i64 = $pending
+            .then(sql, |b| b.bind(count))
+            .context("waiting for story assignment")?
             .fetch_one(&mut *$tx)
             .await
-            .context("numbering signatures")?
+            .context("waiting for story assignment")?
             .try_get("last")
             .context("decoding the story sequence")?;
-        // The last number taken before.
-        let last = reserved - reserve;
+        last
+    }};
+}
+pub(crate) use reserve_signatures;
+
+/// Brings the story cache `$cache` (a [`StoryCacheGuard`]) up to date inside `$tx`: the whole
+/// window on first use (or after a failed transaction), else the signatures other writers
+/// committed since. Run it after `reserve_signatures!` (the story lock), before
+/// `assign_stories!`; `$last` is the last number taken before that reservation.
+macro_rules! sync_story_cache {
+    ($tx:expr, $cache:expr, $last:expr, $fetched:expr, $params:expr) => {{
+        let last: i64 = $last;
         let since = $fetched - chrono::Duration::from_std($params.window).unwrap_or(chrono::Duration::MAX);
         // Newest first, at most what the window keeps (so loading it never holds more), then
         // replayed oldest first.
@@ -315,7 +324,6 @@ macro_rules! sync_story_cache {
             }
         }
         $cache.caught_up(last);
-        reserved
     }};
 }
 pub(crate) use sync_story_cache;
@@ -386,36 +394,47 @@ pub(crate) struct Placement {
 }
 
 /// Places the new articles in stories, in `$tx`, with the story cache `$cache`
-/// synchronised by `sync_story_cache!` and `$last` the last signature number it reserved for
-/// them. `$new` yields `(id, signature, fetched)` for each, in
+/// synchronised by `sync_story_cache!` and `$last` the last signature number
+/// `reserve_signatures!` took for them. `$new` yields `(id, signature, fetched)` for each, in
 /// insertion order (`$count` of them; a signature may be computed as it is asked for, so a
 /// refresh of 100,000 items never holds them all twice). Each article is placed in memory
 /// first, exactly as one by one (a copy joins a story an earlier article of the same batch
-/// started); stories started by the batch carry provisional negative ids until one multi-row
-/// insert returns the real ones. Writes the signatures and the new stories, and evaluates to
-/// each article's [`Placement`], in order, for the caller to record with the article (on
-/// PostgreSQL the articles are inserted after this, with their story) or onto it (SQLite). A
-/// macro rather than a function so it expands once per backend inside `with_db!`.
+/// started). A story an article starts takes the id `$story_ids` reserved for that article
+/// (`Some`, PostgreSQL: taken from the stories' sequence with the article ids, before the story
+/// lock), and every write is held back in `$pending`; without (`None`, SQLite) stories carry
+/// provisional negative ids until one multi-row insert returns the real ones. Writes the
+/// signatures and the new stories, and evaluates to each article's [`Placement`], in order,
+/// for the caller to record with the article (on PostgreSQL the articles are inserted after
+/// this, with their story) or onto it (SQLite). A macro rather than a function so it expands
+/// once per backend inside `with_db!`.
 macro_rules! assign_stories {
-    ($tx:expr, $pending:expr, $cache:expr, $last:expr, $new:expr, $count:expr, $params:expr) => {{
+    ($tx:expr, $pending:expr, $cache:expr, $last:expr, $story_ids:expr, $new:expr, $count:expr, $params:expr) => {{
         let assigning = std::time::Instant::now();
         let count: usize = $count;
+        let story_ids: Option<&[i64]> = $story_ids;
         // One sequence range for the batch: numbers last - count + 1 ..= last, in order.
         let last: i64 = $last;
         let first_seq = last - count as i64 + 1;
-        // (id, story or provisional -(k + 1), via, similarity) per article; `starts[k]` is the
-        // article (and its fetch time) that started provisional story k.
+        // (id, story (or provisional -(k + 1)), via, similarity) per article; `starts[k]` is the
+        // article (and its fetch time) that started story k, and its id where reserved.
         let mut placed: Vec<(i64, i64, Option<i64>, Option<f64>)> = Vec::with_capacity(count);
-        let mut starts: Vec<(i64, DateTime<Utc>)> = Vec::new();
+        let mut starts: Vec<(i64, DateTime<Utc>, i64)> = Vec::new();
         let mut sig_rows: Vec<(i64, Vec<u8>, DateTime<Utc>, i64)> = Vec::new();
         let mut seq = first_seq;
-        for (id, sig, fetched) in $new {
+        for (k, (id, sig, fetched)) in $new.enumerate() {
             let sig: std::borrow::Cow<'_, $crate::dedupe::Signature> = sig;
             let (story, via, similarity) = match $cache.nearest(&sig, fetched) {
                 Some((via, story, similarity)) => (story, Some(via), Some(similarity)),
                 None => {
-                    starts.push((id, fetched));
-                    (-(starts.len() as i64), None, None)
+                    let story = match story_ids {
+                        Some(ids) => *ids.get(k).ok_or_else(|| StoreError::Corrupt {
+                            context: "placing articles in stories",
+                            message: format!("{} story ids for {count} articles", ids.len()),
+                        })?,
+                        None => -(starts.len() as i64 + 1),
+                    };
+                    starts.push((id, fetched, story));
+                    (story, None, None)
                 }
             };
             sig_rows.push((id, sig.to_bytes(), fetched, seq));
@@ -442,28 +461,37 @@ macro_rules! assign_stories {
         }
         // Story ids by the article that started each story, chunk by chunk.
         let mut real: Vec<i64> = Vec::with_capacity(starts.len());
-        for chunk in starts.chunks(WRITE_ROWS) {
-            let mut started: HashMap<i64, i64> = HashMap::with_capacity(chunk.len());
-            write_rows!(after $pending, &mut *$tx,
-                "INSERT INTO stories (first_article, created) VALUES {VALUES} RETURNING id, first_article",
-                "starting stories", chunk,
-                |first| (first.0 => "int8", first.1 => "timestamptz"),
-                for r {
-                    let (story, first): (i64, i64) = (r.try_get("id"), r.try_get("first_article"))
-                        .all()
-                        .context("decoding a story id")?;
-                    started.insert(first, story);
-                });
-            for (first, _) in chunk {
-                real.push(*started.get(first).ok_or_else(|| StoreError::Corrupt {
-                    context: "starting stories",
-                    message: format!("no story id returned for article {first}"),
-                })?);
+        if story_ids.is_some() {
+            write_rows!(defer $pending, &mut *$tx,
+                "INSERT INTO stories (id, first_article, created) OVERRIDING SYSTEM VALUE VALUES {VALUES}",
+                "starting stories", &starts,
+                |s| (s.2 => "int8", s.0 => "int8", s.1 => "timestamptz"));
+        } else {
+            for chunk in starts.chunks(WRITE_ROWS) {
+                let mut started: HashMap<i64, i64> = HashMap::with_capacity(chunk.len());
+                write_rows!(after $pending, &mut *$tx,
+                    "INSERT INTO stories (first_article, created) VALUES {VALUES} RETURNING id, first_article",
+                    "starting stories", chunk,
+                    |first| (first.0 => "int8", first.1 => "timestamptz"),
+                    for r {
+                        let (story, first): (i64, i64) = (r.try_get("id"), r.try_get("first_article"))
+                            .all()
+                            .context("decoding a story id")?;
+                        started.insert(first, story);
+                    });
+                for (first, _, _) in chunk {
+                    real.push(*started.get(first).ok_or_else(|| StoreError::Corrupt {
+                        context: "starting stories",
+                        message: format!("no story id returned for article {first}"),
+                    })?);
+                }
             }
         }
         drop(starts);
         let resolve = |story: i64| if story < 0 { real[(-story - 1) as usize] } else { story };
-        $cache.rename_recent(count, resolve);
+        if story_ids.is_none() {
+            $cache.rename_recent(count, resolve);
+        }
         let placed: Vec<Placement> = placed
             .into_iter()
             .map(|(id, story, via, similarity)| Placement {
