@@ -10,6 +10,9 @@
 //! articles share few word pairs, every 10th item is a near-duplicate shared by 5 sources, one
 //! item in 10 matches the watchlist.
 //!
+//! Each row is the run of median time of `MARSAD_BENCH_RUNS` (default 3 up to N = 1,000, 1 above;
+//! `runs` and `±%`, the spread of their times, say which).
+//!
 //! `cargo bench --bench scale`; `MARSAD_BENCH_MAX_N=1000` caps N for quick runs (default 10000),
 //! `MARSAD_BENCH_N=3000,5000` measures other sizes, `MARSAD_BENCH_SQLITE_ONLY=1` leaves PostgreSQL
 //! out, `MARSAD_BENCH_NO_REFERENCE=1` the Python run; `MARSAD_BENCH_LATENCY_N` (default 1000, 0
@@ -409,6 +412,19 @@ struct Row_ {
     cpu_pct: f64,
 }
 
+/// The run of median time among runs of one configuration, and the spread of their times
+/// ((slowest - fastest) / median, in %; 0 for a single run).
+fn median(mut runs: Vec<Row_>) -> (Row_, f64) {
+    runs.sort_by(|a, b| a.secs.total_cmp(&b.secs));
+    let spread = match (runs.first(), runs.last()) {
+        (Some(fast), Some(slow)) => (slow.secs - fast.secs) * 100.0,
+        _ => 0.0,
+    };
+    let mid = runs.swap_remove(runs.len() / 2);
+    let spread = spread / mid.secs;
+    (mid, spread)
+}
+
 /// The machine's (busy, total) CPU time so far, in clock ticks, from /proc/stat.
 fn cpu_ticks() -> (u64, u64) {
     let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
@@ -523,9 +539,9 @@ async fn feedparser_run(base: &str, n: usize) -> Row_ {
     }
 }
 
-fn print_row(r: &Row_) {
+fn print_row(r: &Row_, runs: usize, spread_pct: f64) {
     println!(
-        "{:<34} {:>6} {:>8.2} {:>10.0} {:>10} {:>10.0} {:>9.1} {:>8.1} {:>6.0}",
+        "{:<34} {:>6} {:>8.2} {:>10.0} {:>10} {:>10.0} {:>9.1} {:>8.1} {:>6.0} {:>5} {:>6.0}",
         r.what,
         r.n,
         r.secs,
@@ -534,7 +550,9 @@ fn print_row(r: &Row_) {
         r.articles as f64 / r.secs,
         r.rss_kb as f64 / 1024.0,
         r.db_mb,
-        r.cpu_pct
+        r.cpu_pct,
+        runs,
+        spread_pct
     );
 }
 
@@ -570,8 +588,18 @@ fn main() {
             std::future::pending::<()>().await;
         }
         println!(
-            "{:<34} {:>6} {:>8} {:>10} {:>10} {:>10} {:>9} {:>8} {:>6}",
-            "run", "N", "secs", "sources/s", "items", "items/s", "peak MiB", "DB MB", "CPU %"
+            "{:<34} {:>6} {:>8} {:>10} {:>10} {:>10} {:>9} {:>8} {:>6} {:>5} {:>6}",
+            "run",
+            "N",
+            "secs",
+            "sources/s",
+            "items",
+            "items/s",
+            "peak MiB",
+            "DB MB",
+            "CPU %",
+            "runs",
+            "±%"
         );
         // MARSAD_BENCH_N=3000,5000 measures other sizes (to see where memory levels off).
         let sizes: Vec<usize> = match std::env::var("MARSAD_BENCH_N") {
@@ -585,20 +613,41 @@ fn main() {
                 .collect(),
             Err(_) => vec![100, 1_000, 10_000],
         };
+        // MARSAD_BENCH_RUNS: runs of each configuration (default 3 up to N = 1,000, 1 above),
+        // taken in rounds (every configuration once, then again), so that a burst of noise on
+        // the machine touches all alike; each row is the run of median time.
+        let runs_env: Option<usize> = std::env::var("MARSAD_BENCH_RUNS")
+            .ok()
+            .and_then(|v| v.parse().ok());
         for n in sizes.into_iter().filter(|n| *n <= max_n) {
             let server = StaticServer::start(routes(n, None)).await.expect("server");
             let base = server.base_url();
-            // Each row is printed as soon as it is measured: a long N = 10,000 run that is
-            // stopped part-way still reports what it finished.
-            let print = |r: Row_| print_row(&r);
-            if reference {
-                print(feedparser_run(&base, n).await);
+            let runs = runs_env.unwrap_or(if n <= 1_000 { 3 } else { 1 }).max(1);
+            let mut measured: Vec<Vec<Row_>> = Vec::new();
+            for _ in 0..runs {
+                let mut round = Vec::new();
+                if reference {
+                    round.push(feedparser_run(&base, n).await);
+                }
+                round.push(marsad_run(&base, n, false, 0).await);
+                if pg {
+                    round.push(marsad_run(&base, n, true, 0).await);
+                    round.push(marsad_run(&base, n, true, 1).await);
+                    round.push(marsad_run(&base, n, true, 3).await);
+                }
+                for (i, row) in round.into_iter().enumerate() {
+                    match measured.get_mut(i) {
+                        Some(config) => config.push(row),
+                        None => measured.push(vec![row]),
+                    }
+                }
             }
-            print(marsad_run(&base, n, false, 0).await);
-            if pg {
-                print(marsad_run(&base, n, true, 0).await);
-                print(marsad_run(&base, n, true, 1).await);
-                print(marsad_run(&base, n, true, 3).await);
+            // Printed once each size is measured: a long N = 10,000 run that is stopped
+            // part-way still reports the sizes it finished.
+            for config in measured {
+                let count = config.len();
+                let (row, spread) = median(config);
+                print_row(&row, count, spread);
             }
             server.stop();
         }
@@ -629,7 +678,7 @@ fn main() {
                 } else {
                     marsad_run(&base, latency_n, true, row).await
                 };
-                print_row(&r);
+                print_row(&r, 1, 0.0);
             }
             server.stop();
         }
