@@ -2206,6 +2206,40 @@ mod tests {
     }
 
     #[test]
+    fn held_back_statements_number_their_placeholders_after_the_values_before_them() {
+        assert_eq!(
+            renumber("a = $1 AND b = ANY($2::text[]) OR c = $10", 3),
+            "a = $4 AND b = ANY($5::text[]) OR c = $13"
+        );
+        assert_eq!(renumber("SELECT 1", 7), "SELECT 1");
+        assert_eq!(renumber("x = $1", 0), "x = $1");
+
+        // Two writes held back, then a statement of its own placeholders: one text, its values
+        // numbered in the order they were bound.
+        let mut pending: Pending<sqlx::Postgres> = Pending::default();
+        assert!(!pending.hold(
+            "INSERT INTO t (a, b) SELECT * FROM unnest($1::int8[], $2::text[])",
+            2,
+            |b| b.bind(vec![1_i64, 2]).bind(vec!["x", "y"]),
+        ));
+        assert!(!pending.hold("UPDATE u SET v = $1 WHERE id = $2", 1, |b| {
+            b.bind(5_i64).bind(6_i64)
+        }));
+        let query = pending
+            .then("WITH r AS (SELECT $1::int8 AS n) SELECT n FROM r", |b| {
+                b.bind(9_i64)
+            })
+            .expect("bound");
+        assert_eq!(
+            sqlx::Execute::sql(query).as_str(),
+            "WITH w1 AS (INSERT INTO t (a, b) SELECT * FROM unnest($1::int8[], $2::text[])), \
+             w2 AS (UPDATE u SET v = $3 WHERE id = $4), r AS (SELECT $5::int8 AS n) SELECT n FROM r"
+        );
+        // Nothing is held back afterwards: the next statement goes alone, and may be prepared.
+        assert!(pending.flush().is_none());
+    }
+
+    #[test]
     fn lock_keys_are_sorted_distinct_and_shared_by_refreshes_storing_the_same_article() {
         let write = |articles: Vec<(NewArticle, Vec<NewMatch>)>| RefreshWrite {
             source: "s".to_string(),

@@ -368,8 +368,8 @@ macro_rules! prefetch_signatures {
             )
             .context("reading other writers' signatures")?
             .fetch_all(&mut *$tx)
-        .await
-        .context("reading other writers' signatures")?;
+            .await
+            .context("reading other writers' signatures")?;
         if rows.len() as i64 >= keep {
             $crate::store::stories::Prefetched::default()
         } else {
