@@ -338,10 +338,10 @@ pub async fn run(
     loop {
         let now = Utc::now();
         // Lease due sources from the database, as many as there are free places for refreshes
-        // (`REFRESHES_PER_SLOT` per fetch slot: a refresh waiting for its write to commit does not
+        // (`LEASED_PER_SLOT` per fetch slot: a refresh waiting for its write to commit does not
         // hold up fetching), so several daemons sharing a database each take a share and none
         // fetches a source another holds.
-        let concurrency = loaded.settings.http.concurrency.max(1) * pipeline::REFRESHES_PER_SLOT;
+        let concurrency = loaded.settings.http.concurrency.max(1) * pipeline::LEASED_PER_SLOT;
         let free = concurrency.saturating_sub(running.len());
         if now >= next_resync {
             match DueQueue::resync(&db, &index, &running, now).await {
