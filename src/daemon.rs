@@ -162,6 +162,7 @@ impl Loaded {
             matcher: self.matcher.clone(),
             lease_owner: None,
             collect_slots: self.collect_slots.clone(),
+            unfetched: None,
         }
     }
 }
@@ -305,6 +306,7 @@ pub async fn run(
     let mut next_digest = initial_digest_times(&db, &loaded.settings).await?;
     let mut inflight: JoinSet<(String, Option<DateTime<Utc>>, bool)> = JoinSet::new();
     let mut running: HashSet<String> = HashSet::new();
+    let unfetched = Arc::new(pipeline::Unfetched::default());
     let mut next_retry = Utc::now();
     let mut next_prune = Utc::now();
     let mut index = source_index(&loaded.settings);
@@ -338,11 +340,15 @@ pub async fn run(
     loop {
         let now = Utc::now();
         // Lease due sources from the database, as many as there are free places for refreshes
-        // (`LEASED_PER_SLOT` per fetch slot: a refresh waiting for its write to commit does not
+        // (`LEASED_PER_SLOT` per fetch slot waiting to fetch, `REFRESHES_PER_SLOT` under way in
+        // all: a refresh waiting for its write to commit does not
         // hold up fetching), so several daemons sharing a database each take a share and none
         // fetches a source another holds.
-        let concurrency = loaded.settings.http.concurrency.max(1) * pipeline::LEASED_PER_SLOT;
-        let free = concurrency.saturating_sub(running.len());
+        let slots = loaded.settings.http.concurrency.max(1);
+        let concurrency = slots * pipeline::REFRESHES_PER_SLOT;
+        let free = concurrency
+            .saturating_sub(running.len())
+            .min((slots * pipeline::LEASED_PER_SLOT).saturating_sub(unfetched.count()));
         if now >= next_resync {
             match DueQueue::resync(&db, &index, &running, now).await {
                 Ok(fresh) => queue = fresh,
@@ -356,7 +362,7 @@ pub async fn run(
         // the slots), not one source per finished refresh: each lease is a statement on the
         // shared database, and a 1,000-source refresh made a thousand of them.
         let mut candidates = queue.due_now(now, free.saturating_mul(2));
-        let lease_step = (concurrency / 8).max(1);
+        let lease_step = (slots * pipeline::LEASED_PER_SLOT / 8).max(1);
         let wait_for_group = free < lease_step && candidates.len() > free;
         if wait_for_group {
             candidates.clear();
@@ -419,6 +425,7 @@ pub async fn run(
             let (mut ctx, task_source, cancel) =
                 (loaded.context(&db), source.clone(), cancel.child_token());
             ctx.lease_owner = Some(owner.clone());
+            ctx.unfetched = Some(Arc::new(std::sync::Mutex::new(Some(unfetched.ticket()))));
             inflight.spawn(async move {
                 match pipeline::refresh(&ctx, &task_source, &cancel).await {
                     Ok(report) => {
@@ -495,7 +502,7 @@ pub async fn run(
         }
 
         notify(&[sd_notify::NotifyState::Watchdog]);
-        let next_source = if running.len() < concurrency && !wait_for_group {
+        let next_source = if free > 0 && !wait_for_group {
             queue.next()
         } else {
             None // a finishing refresh wakes the loop
@@ -576,6 +583,8 @@ pub async fn run(
                     notify(&[sd_notify::NotifyState::Ready]);
                 }
             }
+            // A refresh that has fetched leaves room to lease another.
+            _ = unfetched.changed(), if unfetched.count() > 0 => {}
             Some(done) = inflight.join_next(), if !inflight.is_empty() => {
                 if let Ok((id, reported, released)) = done {
                     running.remove(&id);

@@ -40,6 +40,47 @@ pub struct Context {
     /// `[http] concurrency` permits, one held by each refresh while it fetches and parses its
     /// source (see [`REFRESHES_PER_SLOT`]).
     pub collect_slots: Arc<tokio::sync::Semaphore>,
+    /// In a daemon, this refresh's place in the count of refreshes that have not yet fetched
+    /// their source, given up once it has (see [`LEASED_PER_SLOT`]); `None` outside one.
+    pub unfetched: Option<Arc<std::sync::Mutex<Option<UnfetchedTicket>>>>,
+}
+
+/// A daemon's refreshes that have leased their source but not yet fetched it (waiting for a
+/// collect slot, or fetching): the ones whose lease could run out before they fetch.
+#[derive(Default)]
+pub struct Unfetched {
+    count: std::sync::atomic::AtomicUsize,
+    changed: tokio::sync::Notify,
+}
+
+impl Unfetched {
+    pub fn count(&self) -> usize {
+        self.count.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Counts one more refresh, until the ticket is dropped.
+    pub fn ticket(self: &Arc<Self>) -> UnfetchedTicket {
+        self.count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        UnfetchedTicket(self.clone())
+    }
+
+    /// Waits until a refresh has fetched its source (or ended).
+    pub async fn changed(&self) {
+        self.changed.notified().await;
+    }
+}
+
+/// One refresh counted in [`Unfetched`]; dropping it (once the source is fetched, or when the
+/// refresh ends otherwise) takes it off the count.
+pub struct UnfetchedTicket(Arc<Unfetched>);
+
+impl Drop for UnfetchedTicket {
+    fn drop(&mut self) {
+        self.0
+            .count
+            .fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+        self.0.changed.notify_one();
+    }
 }
 
 /// Refreshes under way at once, per `[http] concurrency`: that many fetch and parse their source
@@ -50,14 +91,14 @@ pub struct Context {
 /// filled while a large batch was written and fetching stopped until it committed (batches
 /// swung between 1 and 60 refreshes); 16 kept fetching going: a 1,000-source `fetch` on
 /// PostgreSQL 15% faster (SQLite within noise), for 16 MB more at the peak (concurrency 32).
-/// A daemon keeps [`LEASED_PER_SLOT`].
 pub const REFRESHES_PER_SLOT: usize = 16;
 
-/// [`REFRESHES_PER_SLOT`] for a daemon, whose every refresh under way holds its source's lease:
-/// one that waits long for a fetch slot could outlive the lease, and another daemon would fetch
-/// the source again (with 16 per slot the scale-out test's 3-second leases ran out so). 16 per
-/// slot made 1 and 3 daemons 15% faster on 1,000 sources; renewing leases of refreshes that
-/// wait would let daemons have that too.
+/// Refreshes per `[http] concurrency` a daemon has leased and not yet fetched at once. Every
+/// refresh under way holds its source's lease, and one that waits long for a collect slot could
+/// outlive it: another daemon would then fetch the source again (with 16 per slot the scale-out
+/// test's 3-second leases ran out so). A daemon leases a new source only while fewer than this
+/// many wait to fetch; those that have fetched wait only for their write, up to
+/// [`REFRESHES_PER_SLOT`] under way in all.
 pub const LEASED_PER_SLOT: usize = 4;
 
 impl Context {
@@ -160,6 +201,10 @@ async fn refresh_from(
     };
     let finished = Utc::now();
     drop(slot);
+    // Fetched: the daemon may lease another source in its place.
+    if let Some(ticket) = &ctx.unfetched {
+        ticket.lock().unwrap_or_else(|e| e.into_inner()).take();
+    }
 
     let collected = match collected {
         Ok(c) => c,
