@@ -340,15 +340,17 @@ pub async fn run(
     loop {
         let now = Utc::now();
         // Lease due sources from the database, as many as there are free places for refreshes
-        // (`LEASED_PER_SLOT` per fetch slot waiting to fetch, `REFRESHES_PER_SLOT` under way in
-        // all: a refresh waiting for its write to commit does not
-        // hold up fetching), so several daemons sharing a database each take a share and none
-        // fetches a source another holds.
+        // (`REFRESHES_PER_SLOT` per fetch slot under way, of which `LEASED_PER_SLOT` still to
+        // fetch: a refresh waiting for its write to commit does not hold up fetching, and one
+        // waiting to fetch must not outlive its lease), so several daemons sharing a database
+        // each take a share and none fetches a source another holds.
         let slots = loaded.settings.http.concurrency.max(1);
-        let concurrency = slots * pipeline::REFRESHES_PER_SLOT;
-        let free = concurrency
-            .saturating_sub(running.len())
-            .min((slots * pipeline::LEASED_PER_SLOT).saturating_sub(unfetched.count()));
+        let free_places = |running: usize| {
+            (slots * pipeline::REFRESHES_PER_SLOT)
+                .saturating_sub(running)
+                .min((slots * pipeline::LEASED_PER_SLOT).saturating_sub(unfetched.count()))
+        };
+        let free = free_places(running.len());
         if now >= next_resync {
             match DueQueue::resync(&db, &index, &running, now).await {
                 Ok(fresh) => queue = fresh,
@@ -502,7 +504,7 @@ pub async fn run(
         }
 
         notify(&[sd_notify::NotifyState::Watchdog]);
-        let next_source = if free > 0 && !wait_for_group {
+        let next_source = if free_places(running.len()) > 0 && !wait_for_group {
             queue.next()
         } else {
             None // a finishing refresh wakes the loop
