@@ -427,7 +427,7 @@ pub async fn run(
             let (mut ctx, task_source, cancel) =
                 (loaded.context(&db), source.clone(), cancel.child_token());
             ctx.lease_owner = Some(owner.clone());
-            ctx.unfetched = Some(Arc::new(std::sync::Mutex::new(Some(unfetched.ticket()))));
+            ctx.unfetched = Some(Arc::new(unfetched.ticket()));
             inflight.spawn(async move {
                 match pipeline::refresh(&ctx, &task_source, &cancel).await {
                     Ok(report) => {

@@ -42,7 +42,7 @@ pub struct Context {
     pub collect_slots: Arc<tokio::sync::Semaphore>,
     /// In a daemon, this refresh's place in the count of refreshes that have not yet fetched
     /// their source, given up once it has (see [`LEASED_PER_SLOT`]); `None` outside one.
-    pub unfetched: Option<Arc<std::sync::Mutex<Option<UnfetchedTicket>>>>,
+    pub unfetched: Option<Arc<UnfetchedTicket>>,
 }
 
 /// A daemon's refreshes that have leased their source but not yet fetched it (waiting for a
@@ -58,10 +58,13 @@ impl Unfetched {
         self.count.load(std::sync::atomic::Ordering::SeqCst)
     }
 
-    /// Counts one more refresh, until the ticket is dropped.
+    /// Counts one more refresh, until its ticket is given up.
     pub fn ticket(self: &Arc<Self>) -> UnfetchedTicket {
         self.count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-        UnfetchedTicket(self.clone())
+        UnfetchedTicket {
+            count: self.clone(),
+            given_up: std::sync::atomic::AtomicBool::new(false),
+        }
     }
 
     /// Waits until a refresh has fetched its source (or ended).
@@ -70,16 +73,30 @@ impl Unfetched {
     }
 }
 
-/// One refresh counted in [`Unfetched`]; dropping it (once the source is fetched, or when the
-/// refresh ends otherwise) takes it off the count.
-pub struct UnfetchedTicket(Arc<Unfetched>);
+/// One refresh counted in [`Unfetched`], taken off the count once (by [`UnfetchedTicket::fetched`]
+/// once the source is fetched, or when the ticket is dropped as the refresh ends otherwise).
+pub struct UnfetchedTicket {
+    count: Arc<Unfetched>,
+    given_up: std::sync::atomic::AtomicBool,
+}
+
+impl UnfetchedTicket {
+    pub fn fetched(&self) {
+        if !self
+            .given_up
+            .swap(true, std::sync::atomic::Ordering::SeqCst)
+        {
+            self.count
+                .count
+                .fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+            self.count.changed.notify_one();
+        }
+    }
+}
 
 impl Drop for UnfetchedTicket {
     fn drop(&mut self) {
-        self.0
-            .count
-            .fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
-        self.0.changed.notify_one();
+        self.fetched();
     }
 }
 
@@ -203,7 +220,7 @@ async fn refresh_from(
     drop(slot);
     // Fetched: the daemon may lease another source in its place.
     if let Some(ticket) = &ctx.unfetched {
-        ticket.lock().unwrap_or_else(|e| e.into_inner()).take();
+        ticket.fetched();
     }
 
     let collected = match collected {
