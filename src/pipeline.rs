@@ -37,16 +37,18 @@ pub struct Context {
     pub matcher: Arc<Matcher>,
     /// The daemon holding the source's lease, which storing the refresh ends; `None` outside one.
     pub lease_owner: Option<String>,
-    /// `[http] concurrency` permits, one held by each refresh while it fetches and parses its
-    /// source (see [`REFRESHES_PER_SLOT`]).
+    /// `[http] concurrency` permits, one held by each refresh while it parses its source's answer
+    /// and fetches the article pages it leads to (see [`REFRESHES_PER_SLOT`]); the source's own
+    /// request waits only for the fetcher's limit of requests in flight.
     pub collect_slots: Arc<tokio::sync::Semaphore>,
     /// In a daemon, this refresh's place in the count of refreshes that have not yet fetched
     /// their source, given up once it has (see [`LEASED_PER_SLOT`]); `None` outside one.
     pub unfetched: Option<Arc<UnfetchedTicket>>,
 }
 
-/// A daemon's refreshes that have leased their source but not yet fetched it (waiting for a
-/// collect slot, or fetching): the ones whose lease could run out before they fetch.
+/// A daemon's refreshes that have leased their source but not yet fetched it (fetching its
+/// answer, waiting with it for a collect slot, or parsing it): the ones whose lease could run out
+/// before they fetch.
 #[derive(Default)]
 pub struct Unfetched {
     count: std::sync::atomic::AtomicUsize,
@@ -100,8 +102,9 @@ impl Drop for UnfetchedTicket {
     }
 }
 
-/// Refreshes under way at once, per `[http] concurrency`: that many fetch and parse their source
-/// (each holds a collect slot), the others wait for a slot or for their write to commit. A refresh
+/// Refreshes under way at once, per `[http] concurrency`: that many parse their source (each holds
+/// a collect slot), the others wait for their source's answer, with it for a slot, or for their
+/// write to commit; an answer waiting for a slot is at most `[http] max_body`. A refresh
 /// whose articles wait in the store's queue no longer holds up fetching, so fetching, parsing and
 /// the one-at-a-time write to the database overlap instead of taking turns; the queue stays
 /// bounded, so memory does not grow with the number of sources. With 4 per slot the queue
@@ -197,11 +200,6 @@ async fn refresh_from(
     cancel: &CancellationToken,
 ) -> Result<RefreshReport, StoreError> {
     let cancelled = || Ok(RefreshReport::empty(&source.id, "cancelled"));
-    // Held while fetching and parsing, not while the write waits to commit.
-    let slot = tokio::select! {
-        _ = cancel.cancelled() => return cancelled(),
-        slot = ctx.collect_slots.clone().acquire_owned() => slot,
-    };
     let started = Utc::now();
     let state = match known_state {
         Some(state) => state,
@@ -212,12 +210,30 @@ async fn refresh_from(
         last_modified: s.last_modified.clone(),
     });
 
-    let collected = tokio::select! {
+    // The source's own answer is awaited without a collect slot (the fetcher's `[http]
+    // concurrency` bounds the requests in flight): a slow server then holds up no parsing, and
+    // the sources listed after it are fetched meanwhile, so the last slow one does not start
+    // only when nearly everything else is done.
+    let first = tokio::select! {
         _ = cancel.cancelled() => return cancelled(),
-        collected = collect(ctx, source, conditional.as_ref(), true) => collected,
+        first = fetch_source(ctx, source, conditional.as_ref()) => first,
+    };
+    let collected = match first {
+        Err(e) => Err(e),
+        Ok(first) => {
+            // Held while parsing and fetching article pages, not while the write waits to
+            // commit.
+            let _slot = tokio::select! {
+                _ = cancel.cancelled() => return cancelled(),
+                slot = ctx.collect_slots.clone().acquire_owned() => slot,
+            };
+            tokio::select! {
+                _ = cancel.cancelled() => return cancelled(),
+                collected = collect_fetched(ctx, source, first, true) => collected,
+            }
+        }
     };
     let finished = Utc::now();
-    drop(slot);
     // Fetched: the daemon may lease another source in its place.
     if let Some(ticket) = &ctx.unfetched {
         ticket.fetched();
@@ -470,11 +486,36 @@ pub async fn collect(
     conditional: Option<&Conditional>,
     skip_known: bool,
 ) -> Result<Collected, CollectError> {
-    let rules = article_rules(source)?;
+    let first = fetch_source(ctx, source, conditional).await?;
+    collect_fetched(ctx, source, first, skip_known).await
+}
+
+/// The source's own URL, fetched: the answer a refresh waits for before it needs a collect
+/// slot. `None` for a sitemap source, whose sitemaps [`collect_fetched`] reads.
+pub async fn fetch_source(
+    ctx: &Context,
+    source: &SourceConfig,
+    conditional: Option<&Conditional>,
+) -> Result<Option<FetchOutcome>, CollectError> {
     if source.kind == SourceKind::Sitemap {
-        return collect_sitemap(ctx, source, rules.as_ref(), skip_known).await;
+        return Ok(None);
     }
-    let mut page = match ctx.fetcher.get(&source.url, conditional).await? {
+    Ok(Some(ctx.fetcher.get(&source.url, conditional).await?))
+}
+
+/// [`collect`] from the answer of [`fetch_source`]: parses it, fetches the article pages it
+/// leads to, extracts and matches the articles.
+pub async fn collect_fetched(
+    ctx: &Context,
+    source: &SourceConfig,
+    first: Option<FetchOutcome>,
+    skip_known: bool,
+) -> Result<Collected, CollectError> {
+    let rules = article_rules(source)?;
+    let Some(first) = first else {
+        return collect_sitemap(ctx, source, rules.as_ref(), skip_known).await;
+    };
+    let mut page = match first {
         FetchOutcome::NotModified => {
             return Ok(Collected {
                 http_status: Some(304),

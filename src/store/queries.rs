@@ -1378,12 +1378,15 @@ impl Db {
             message: "the batch writing it ended without an outcome".to_string(),
         };
         loop {
-            match receiver.try_recv() {
-                Ok(outcome) => return outcome,
-                Err(tokio::sync::oneshot::error::TryRecvError::Closed) => return Err(lost()),
-                Err(tokio::sync::oneshot::error::TryRecvError::Empty) => {}
-            }
-            let Ok(gate) = group.gate.clone().acquire_owned().await else {
+            // A write committed by another refresh's batch is answered at once: the refreshes
+            // waiting in line for the gate do not each have to take it in turn (one after the
+            // other, a wake-up each) only to find their outcome there.
+            let gate = tokio::select! {
+                biased;
+                outcome = &mut receiver => return outcome.unwrap_or_else(|_| Err(lost())),
+                gate = group.gate.clone().acquire_owned() => gate,
+            };
+            let Ok(gate) = gate else {
                 return Err(lost());
             };
             let batch = {
