@@ -999,7 +999,7 @@ async fn sources_test(config: &Path, id: &str, as_json: bool) -> Result<ExitCode
     let db = open(&settings).await?;
     let loaded = build(settings)?;
     let ctx = loaded.context(&db);
-    let collected = pipeline::collect(&ctx, &source, None, false).await?;
+    let collected = pipeline::collect(&ctx, &source, None, pipeline::Known::Keep).await?;
     let mut out = std::io::stdout().lock();
     if !as_json && let Some(via) = &collected.via {
         writeln!(out, "using {via}")?;

@@ -209,6 +209,12 @@ async fn refresh_from(
         etag: s.etag.clone(),
         last_modified: s.last_modified.clone(),
     });
+    // Only a successful refresh stores a source's articles (and so its GUIDs).
+    let known = if state.as_ref().is_some_and(|s| s.last_success.is_some()) {
+        Known::Skip
+    } else {
+        Known::SkipNew
+    };
 
     // The source's own answer is awaited without a collect slot (the fetcher's `[http]
     // concurrency` bounds the requests in flight): a slow server then holds up no parsing, and
@@ -229,7 +235,7 @@ async fn refresh_from(
             };
             tokio::select! {
                 _ = cancel.cancelled() => return cancelled(),
-                collected = collect_fetched(ctx, source, first, true) => collected,
+                collected = collect_fetched(ctx, source, first, known) => collected,
             }
         }
     };
@@ -476,15 +482,28 @@ fn to_new_matches(found: Vec<crate::matcher::WatchlistMatch>) -> Vec<NewMatch> {
         .collect()
 }
 
-/// Fetches a source and turns it into articles without storing anything.
-///
-/// With `skip_known`, article pages whose URL (or feed GUID) is already stored are not fetched
-/// again; `sources test` passes false to show everything the source offers.
+/// What collecting a source leaves out because it is stored already.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Known {
+    /// Nothing: everything the source offers (`sources test`).
+    Keep,
+    /// Items whose every identifier (URL, feed GUID) is stored: their pages are not fetched
+    /// again, nor their text worked over.
+    Skip,
+    /// As [`Known::Skip`], for a source that has never been refreshed: GUIDs are stored per
+    /// source, so none of its own can be, and only its items without one are looked up (by
+    /// URL, which another source may have stored). The store deduplicates whatever comes
+    /// anyway; this spares a new source's first refresh a lookup that cannot find anything.
+    SkipNew,
+}
+
+/// Fetches a source and turns it into articles without storing anything, leaving out what
+/// `skip_known` says.
 pub async fn collect(
     ctx: &Context,
     source: &SourceConfig,
     conditional: Option<&Conditional>,
-    skip_known: bool,
+    skip_known: Known,
 ) -> Result<Collected, CollectError> {
     let first = fetch_source(ctx, source, conditional).await?;
     collect_fetched(ctx, source, first, skip_known).await
@@ -509,7 +528,7 @@ pub async fn collect_fetched(
     ctx: &Context,
     source: &SourceConfig,
     first: Option<FetchOutcome>,
-    skip_known: bool,
+    skip_known: Known,
 ) -> Result<Collected, CollectError> {
     let rules = article_rules(source)?;
     let Some(first) = first else {
@@ -661,15 +680,22 @@ async fn collect_feed_items(
     items: Vec<FeedItem>,
     full_text: bool,
     rules: Option<&ArticleRules>,
-    skip_known: bool,
+    skip_known: Known,
     collected: &mut Collected,
 ) -> Result<(), CollectError> {
     collected.items = items.len();
     let mut wanted: Vec<FeedItem> = items;
-    if skip_known {
-        let guids: Vec<String> = wanted.iter().filter_map(|i| i.guid.clone()).collect();
+    if skip_known != Known::Keep {
+        // A new source's items with a GUID cannot be known (see `Known::SkipNew`).
+        let lookup = |i: &&FeedItem| skip_known == Known::Skip || i.guid.is_none();
+        let guids: Vec<String> = wanted
+            .iter()
+            .filter(lookup)
+            .filter_map(|i| i.guid.clone())
+            .collect();
         let urls: Vec<String> = wanted
             .iter()
+            .filter(lookup)
             .filter_map(|i| i.url.as_ref().map(canonical))
             .collect();
         let (known_guids, known_urls) = ctx
@@ -737,12 +763,12 @@ async fn collect_pages(
     source: &SourceConfig,
     targets: Vec<Target>,
     rules: Option<&ArticleRules>,
-    skip_known: bool,
+    skip_known: Known,
     collected: &mut Collected,
 ) -> Result<(), CollectError> {
     collected.items = targets.len();
     let mut wanted = targets;
-    if skip_known {
+    if skip_known != Known::Keep {
         let urls: Vec<String> = wanted.iter().map(|t| canonical(&t.url)).collect();
         let known = ctx.db.known_urls(&urls).await?;
         // Pages skipped within the robots.txt cache lifetime are not asked for again.
@@ -806,7 +832,7 @@ async fn collect_sitemap(
     ctx: &Context,
     source: &SourceConfig,
     rules: Option<&ArticleRules>,
-    skip_known: bool,
+    skip_known: Known,
 ) -> Result<Collected, CollectError> {
     let max_age = source.max_age.unwrap_or(DEFAULT_SITEMAP_MAX_AGE);
     let cutoff = Utc::now() - chrono::TimeDelta::from_std(max_age).unwrap_or(MAX_BACKOFF);

@@ -604,10 +604,13 @@ impl<A, B, C, D> Columns<(A, B, C, D)>
 }
 
 /// Keys of the advisory locks a refresh takes on PostgreSQL before deduplicating: every
-/// canonical URL, GUID (within its source) and content hash it stores or looks up. Two refreshes
-/// that could find or create the same article share a key and so run one after the other; the
-/// rest write in parallel. Sorted, so refreshes take them in one order and cannot deadlock.
-/// FNV-1a: stable across builds, so daemons of different versions agree.
+/// canonical URL and content hash it stores or looks up, and its source's GUIDs as one (GUIDs
+/// are per source: only refreshes of the same source can meet on one). Two refreshes that could
+/// find or create the same article share a key and so run one after the other; the rest write
+/// in parallel. Sorted, so refreshes take them in one order and cannot deadlock. Each key takes
+/// a slot of the server's lock table, which bounds the keys of a batch (see [`MAX_KEY_LOCKS`](super::MAX_KEY_LOCKS)):
+/// a key per GUID made batches a third smaller. FNV-1a: stable across builds, so daemons of
+/// different versions agree.
 fn dedupe_lock_keys(write: &RefreshWrite) -> Vec<i64> {
     fn key(parts: &[&str]) -> i64 {
         let mut h: u64 = 0xcbf2_9ce4_8422_2325;
@@ -623,8 +626,8 @@ fn dedupe_lock_keys(write: &RefreshWrite) -> Vec<i64> {
     for (a, _) in &write.articles {
         keys.push(key(&["url", &a.url]));
         keys.push(key(&["hash", &a.content_hash]));
-        if let Some(guid) = &a.guid {
-            keys.push(key(&["guid", &a.source, guid]));
+        if a.guid.is_some() {
+            keys.push(key(&["guids", &a.source]));
         }
     }
     for (canonical, _) in &write.seen_urls {
@@ -2264,6 +2267,11 @@ mod tests {
         ]));
         assert_eq!(one.len(), 3, "URL, GUID and text, each once");
         assert!(one.windows(2).all(|w| w[0] < w[1]));
+        let two = dedupe_lock_keys(&write(vec![
+            article("u1", Some("g"), "a"),
+            article("u4", Some("h"), "c"),
+        ]));
+        assert_eq!(two.len(), 5, "two URLs, two texts, the source's GUIDs");
         let same_text = dedupe_lock_keys(&write(vec![article("u2", None, "a")]));
         let other = dedupe_lock_keys(&write(vec![article("u3", None, "b")]));
         assert!(same_text.iter().any(|k| one.contains(k)));
