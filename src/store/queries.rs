@@ -1693,10 +1693,15 @@ impl Db {
             let mut story_ids: Vec<i64> = Vec::new();
             if !plan.new.is_empty() && !sqlite {
                 story_ids.reserve(plan.new.len());
+                // The sequences are looked up once per statement: as arguments of `nextval`
+                // they were looked up twice per row (1.5 ms for 235 rows instead of 0.4 ms, on
+                // the write path's critical path).
                 for r in sqlx::query(
-                    "SELECT nextval(pg_get_serial_sequence('articles', 'id')) AS id, \
-                     nextval(pg_get_serial_sequence('stories', 'id')) AS story \
-                     FROM generate_series(1, $1)",
+                    "WITH s AS MATERIALIZED (SELECT \
+                     pg_get_serial_sequence('articles', 'id')::regclass AS a, \
+                     pg_get_serial_sequence('stories', 'id')::regclass AS b) \
+                     SELECT nextval(s.a) AS id, nextval(s.b) AS story \
+                     FROM s, generate_series(1, $1)",
                 )
                 .bind(plan.new.len() as i64)
                 .fetch_all(&mut *tx)
