@@ -339,3 +339,90 @@ async fn items_already_stored_are_not_fetched_again_when_the_feed_comes_back_who
     }
     assert_eq!(env.count("SELECT COUNT(*) FROM articles").await, 3);
 }
+
+#[tokio::test]
+async fn a_new_source_recognises_pages_another_source_stored_and_stores_no_duplicates() {
+    // "wire" stores two article pages; "mirror", refreshed for the first time afterwards, lists
+    // the same pages: one item with a GUID of its own (new to the store under that source, so it
+    // goes to the store, which finds the article by URL), one without (looked up by URL, known,
+    // so its page is not fetched again).
+    let page = |n: u32| {
+        Route::new(
+            "text/html; charset=utf-8",
+            format!(
+                "<html><body><article><h1>برقية رقم {n}</h1><p>{}</p></article></body></html>",
+                "نص البرقية كما وزعتها الوكالة على المشتركين، فقرة طويلة بما يكفي. ".repeat(8)
+            ),
+        )
+    };
+    let feed = |items: &str| {
+        Route::new(
+            "application/rss+xml",
+            format!(
+                "<?xml version=\"1.0\" encoding=\"UTF-8\"?><rss version=\"2.0\"><channel>\
+                 <title>t</title><link>/</link>{items}</channel></rss>"
+            ),
+        )
+        // Sent whole every time, so that a refresh reads its items again.
+        .without_etag()
+    };
+    let routes = HashMap::from([
+        ("/p/1".to_string(), page(1)),
+        ("/p/2".to_string(), page(2)),
+        (
+            "/wire.xml".to_string(),
+            feed(
+                "<item><title>برقية رقم 1</title><link>/p/1</link><guid>w1</guid></item>\
+                 <item><title>برقية رقم 2</title><link>/p/2</link><guid>w2</guid></item>",
+            ),
+        ),
+        (
+            "/mirror.xml".to_string(),
+            feed(
+                "<item><title>برقية رقم 1</title><link>/p/1</link><guid>m1</guid></item>\
+                 <item><title>برقية رقم 2</title><link>/p/2</link></item>",
+            ),
+        ),
+    ]);
+    let sources = |base: &str| {
+        format!(
+            "[[source]]\nid = \"wire\"\nkind = \"feed\"\nurl = \"{base}/wire.xml\"\nfull_text = true\n\n\
+             [[source]]\nid = \"mirror\"\nkind = \"feed\"\nurl = \"{base}/mirror.xml\"\nfull_text = true\n"
+        )
+    };
+    let env = Env::new(routes, sources, OUTBOX_MAIL).await;
+    let wire = env.marsad(&["fetch", "--source", "wire"]).await;
+    assert!(wire.status.success(), "{}", stderr(&wire));
+    assert_eq!(env.count("SELECT COUNT(*) FROM articles").await, 2);
+
+    let mirror = env.marsad(&["fetch", "--source", "mirror"]).await;
+    assert!(mirror.status.success(), "{}", stderr(&mirror));
+    assert_eq!(
+        env.count("SELECT COUNT(*) FROM articles").await,
+        2,
+        "the mirror's items are the wire's articles, not new ones"
+    );
+    assert!(
+        stdout(&mirror).contains("0 new articles"),
+        "{}",
+        stdout(&mirror)
+    );
+    assert_eq!(
+        env.hits("/p/2").len(),
+        1,
+        "the known GUID-less item's page was fetched again"
+    );
+    // The GUID is recorded for the article it names, so the mirror's next refresh skips it.
+    assert_eq!(
+        env.count("SELECT COUNT(*) FROM article_guids WHERE source = 'mirror' AND guid = 'm1'")
+            .await,
+        1
+    );
+    let again = env.marsad(&["fetch", "--source", "mirror"]).await;
+    assert!(again.status.success(), "{}", stderr(&again));
+    assert_eq!(
+        env.hits("/p/1").len(),
+        2,
+        "wire once, the mirror's first refresh once"
+    );
+}
