@@ -490,10 +490,11 @@ pub enum Known {
     /// Items whose every identifier (URL, feed GUID) is stored: their pages are not fetched
     /// again, nor their text worked over.
     Skip,
-    /// As [`Known::Skip`], for a source that has never been refreshed: GUIDs are stored per
-    /// source, so none of its own can be, and only its items without one are looked up (by
-    /// URL, which another source may have stored). The store deduplicates whatever comes
-    /// anyway; this spares a new source's first refresh a lookup that cannot find anything.
+    /// As [`Known::Skip`], for a source never refreshed successfully: GUIDs are stored per
+    /// source, and only by a successful refresh, so none of its own can be, and only its items
+    /// without one are looked up (by URL, which another source may have stored). The store
+    /// deduplicates whatever comes anyway; this spares a new source's first refresh a lookup
+    /// that cannot find anything.
     SkipNew,
 }
 
