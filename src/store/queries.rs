@@ -608,9 +608,10 @@ impl<A, B, C, D> Columns<(A, B, C, D)>
 /// are per source: only refreshes of the same source can meet on one). Two refreshes that could
 /// find or create the same article share a key and so run one after the other; the rest write
 /// in parallel. Sorted, so refreshes take them in one order and cannot deadlock. Each key takes
-/// a slot of the server's lock table, which bounds the keys of a batch (see [`MAX_KEY_LOCKS`](super::MAX_KEY_LOCKS)):
-/// a key per GUID made batches a third smaller. FNV-1a: stable across builds, so daemons of
-/// different versions agree.
+/// a slot of the server's lock table, which bounds the keys of a batch (see
+/// [`MAX_KEY_LOCKS`](super::MAX_KEY_LOCKS)): a key per GUID made batches a third smaller. FNV-1a:
+/// stable across builds, so daemons of different versions agree (versions that locked each GUID
+/// alone too: a source is leased to one daemon at a time, so its GUIDs meet no other daemon's).
 fn dedupe_lock_keys(write: &RefreshWrite) -> Vec<i64> {
     fn key(parts: &[&str]) -> i64 {
         let mut h: u64 = 0xcbf2_9ce4_8422_2325;
