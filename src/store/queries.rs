@@ -171,8 +171,10 @@ where
             binder,
             ..
         } = std::mem::take(self);
-        // A statement on its own has a fixed text, worth preparing once.
-        let persistent = text.is_empty() && with.is_empty();
+        // Prepared once per connection unless SQLite statements are held back (their text holds
+        // as many rows as the batch). PostgreSQL's held-back members make a text of few shapes
+        // (which writes a batch has, in a fixed order), each parsed once instead of every batch.
+        let persistent = text.is_empty();
         if with.is_empty() {
             text.push_str(sql);
         } else {
