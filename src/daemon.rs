@@ -396,7 +396,7 @@ pub async fn run(
         } else {
             candidates
                 .iter()
-                .filter(|c| !leased.contains(c))
+                .filter(|c| !leased.iter().any(|s| &s.id == *c))
                 .cloned()
                 .collect()
         };
@@ -418,18 +418,19 @@ pub async fn run(
                 }
             }
         }
-        for id in leased {
+        for state in leased {
+            let id = state.id.clone();
             queue.remove(&id);
             let Some(source) = index.get(&id).map(|&i| &loaded.settings.sources[i]) else {
                 continue;
             };
-            running.insert(id.clone());
+            running.insert(id);
             let (mut ctx, task_source, cancel) =
                 (loaded.context(&db), source.clone(), cancel.child_token());
             ctx.lease_owner = Some(owner.clone());
             ctx.unfetched = Some(Arc::new(unfetched.ticket()));
             inflight.spawn(async move {
-                match pipeline::refresh(&ctx, &task_source, &cancel).await {
+                match pipeline::refresh_leased(&ctx, &task_source, state, &cancel).await {
                     Ok(report) => {
                         crate::metrics::record_refresh(&report);
                         // Storing the refresh ended the lease; a cancelled one stored nothing.

@@ -191,6 +191,16 @@ pub async fn refresh(
     refresh_from(ctx, source, None, cancel).await
 }
 
+/// [`refresh`] of a source the daemon has leased, from the state the lease returned.
+pub async fn refresh_leased(
+    ctx: &Context,
+    source: &SourceConfig,
+    state: SourceState,
+    cancel: &CancellationToken,
+) -> Result<RefreshReport, StoreError> {
+    refresh_from(ctx, source, Some(Some(state)), cancel).await
+}
+
 /// [`refresh`], with the source's stored state when the caller has read it already
 /// (`Some(None)`: it has none yet); otherwise it is read here.
 async fn refresh_from(

@@ -16,17 +16,22 @@
 use chrono::{DateTime, Utc};
 use sqlx::Row;
 
-use super::{Context, Db, StoreError};
+use super::queries::source_state_from;
+use super::{Context, Db, SourceState, StoreError};
 
 const LEASE_PG: &str = "UPDATE sources SET lease_owner = $1, lease_until = $2 WHERE id IN (\
     SELECT id FROM sources WHERE id = ANY($3) AND (next_run IS NULL OR next_run <= $4) \
     AND (lease_until IS NULL OR lease_until <= $4) \
-    ORDER BY next_run IS NOT NULL, next_run, id LIMIT $5 FOR UPDATE SKIP LOCKED) RETURNING id";
+    ORDER BY next_run IS NOT NULL, next_run, id LIMIT $5 FOR UPDATE SKIP LOCKED) RETURNING id, name, \
+    kind, url, etag, last_modified, last_attempt, last_success, last_error, consecutive_failures, \
+    next_run, lease_owner, lease_until";
 
 const LEASE_SQLITE: &str = "UPDATE sources SET lease_owner = $1, lease_until = $2 WHERE id IN (\
     SELECT id FROM sources WHERE id IN (SELECT value FROM json_each($3)) \
     AND (next_run IS NULL OR next_run <= $4) AND (lease_until IS NULL OR lease_until <= $4) \
-    ORDER BY next_run IS NOT NULL, next_run, id LIMIT $5) RETURNING id";
+    ORDER BY next_run IS NOT NULL, next_run, id LIMIT $5) RETURNING id, name, kind, url, etag, \
+    last_modified, last_attempt, last_success, last_error, consecutive_failures, next_run, \
+    lease_owner, lease_until";
 
 const DUE_ALL: &str = "SELECT id, next_run, lease_until FROM sources";
 
@@ -59,7 +64,9 @@ impl SourceDue {
 
 impl Db {
     /// Leases up to `limit` of the sources `ids` that are due at `now` and not leased by a live
-    /// daemon, until `until`. Returns the ids leased, most overdue first.
+    /// daemon, until `until`. Returns the state of each source leased (as the lease left it),
+    /// which its refresh starts from: read here rather than by each refresh, one statement per
+    /// source fewer on the shared database.
     pub async fn lease_due_sources(
         &self,
         owner: &str,
@@ -67,7 +74,7 @@ impl Db {
         now: DateTime<Utc>,
         until: DateTime<Utc>,
         limit: usize,
-    ) -> Result<Vec<String>, StoreError> {
+    ) -> Result<Vec<SourceState>, StoreError> {
         if limit == 0 || ids.is_empty() {
             return Ok(Vec::new());
         }
@@ -82,7 +89,7 @@ impl Db {
                 .await
                 .context("leasing due sources")?
                 .iter()
-                .map(|r| r.try_get::<String, _>("id"))
+                .map(|r| source_state_from!(r))
                 .collect::<Result<Vec<_>, _>>(),
             Db::Sqlite(pool, _) => sqlx::query(LEASE_SQLITE)
                 .bind(owner)
@@ -94,7 +101,7 @@ impl Db {
                 .await
                 .context("leasing due sources")?
                 .iter()
-                .map(|r| r.try_get::<String, _>("id"))
+                .map(|r| source_state_from!(r))
                 .collect::<Result<Vec<_>, _>>(),
         };
         rows.context("decoding leased sources")

@@ -568,6 +568,7 @@ macro_rules! source_state_from {
         })
     }};
 }
+pub(super) use source_state_from;
 
 /// Collects a tuple of column reads into one result.
 trait Columns<T> {
