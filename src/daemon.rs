@@ -124,7 +124,7 @@ pub struct Loaded {
     pub matcher: Arc<Matcher>,
     pub fetcher: Fetcher,
     pub mailer: Mailer,
-    pub collect_slots: Arc<tokio::sync::Semaphore>,
+    pub collect_slots: Arc<pipeline::CollectSlots>,
 }
 
 impl Loaded {

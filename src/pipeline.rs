@@ -39,8 +39,9 @@ pub struct Context {
     pub lease_owner: Option<String>,
     /// `[http] concurrency` permits, one held by each refresh while it parses its source's answer
     /// and fetches the article pages it leads to (see [`REFRESHES_PER_SLOT`]); the source's own
-    /// request waits only for the fetcher's limit of requests in flight.
-    pub collect_slots: Arc<tokio::sync::Semaphore>,
+    /// request waits only for the fetcher's limit of requests in flight, and for room among the
+    /// answers waiting for a slot ([`CollectSlots`]).
+    pub collect_slots: Arc<CollectSlots>,
     /// In a daemon, this refresh's place in the count of refreshes that have not yet fetched
     /// their source, given up once it has (see [`LEASED_PER_SLOT`]); `None` outside one.
     pub unfetched: Option<Arc<UnfetchedTicket>>,
@@ -104,8 +105,8 @@ impl Drop for UnfetchedTicket {
 
 /// Refreshes under way at once, per `[http] concurrency`: that many parse their source (each holds
 /// a collect slot), the others wait for their source's answer, with it for a slot, or for their
-/// write to commit; an answer waiting for a slot is at most `[http] max_body`. A refresh
-/// whose articles wait in the store's queue no longer holds up fetching, so fetching, parsing and
+/// write to commit; the answers waiting for a slot are bounded in bytes ([`PARKED_BYTES`]). A
+/// refresh whose articles wait in the store's queue no longer holds up fetching, so fetching, parsing and
 /// the one-at-a-time write to the database overlap instead of taking turns; the queue stays
 /// bounded, so memory does not grow with the number of sources. With 4 per slot the queue
 /// filled while a large batch was written and fetching stopped until it committed (batches
@@ -123,10 +124,83 @@ pub const LEASED_PER_SLOT: usize = 4;
 
 impl Context {
     /// Collect slots for a configuration: `[http] concurrency` of them.
-    pub fn collect_slots(settings: &Settings) -> Arc<tokio::sync::Semaphore> {
-        Arc::new(tokio::sync::Semaphore::new(
+    pub fn collect_slots(settings: &Settings) -> Arc<CollectSlots> {
+        Arc::new(CollectSlots::new(
             settings.http.concurrency.max(1),
+            PARKED_BYTES,
         ))
+    }
+}
+
+/// Bytes of fetched answers that may wait for a collect slot before refreshes stop fetching more.
+/// Answers arrive faster than they are parsed when parsing is the bottleneck, and each may be
+/// up to `[http] max_body` (15 MiB by default): without a bound, the hundreds of refreshes under
+/// way could hold gigabytes of feeds. Once this much waits, a refresh fetches only when some of
+/// it has been taken up for parsing; answers already on the way still arrive, so the most that
+/// waits is this plus `[http] concurrency` answers.
+pub const PARKED_BYTES: u64 = 64 << 20;
+
+/// The collect slots (see [`Context::collect_slots`]) and the answers waiting for one.
+pub struct CollectSlots {
+    slots: Arc<tokio::sync::Semaphore>,
+    parked: std::sync::atomic::AtomicU64,
+    budget: u64,
+    taken_up: tokio::sync::Notify,
+}
+
+impl CollectSlots {
+    /// `slots` collect slots; fetching pauses while `budget` bytes of answers wait for one.
+    pub fn new(slots: usize, budget: u64) -> CollectSlots {
+        CollectSlots {
+            slots: Arc::new(tokio::sync::Semaphore::new(slots)),
+            parked: std::sync::atomic::AtomicU64::new(0),
+            budget,
+            taken_up: tokio::sync::Notify::new(),
+        }
+    }
+
+    /// Waits until fewer than the budget's bytes of answers wait for a slot.
+    pub async fn room_to_fetch(&self) {
+        loop {
+            let taken_up = self.taken_up.notified();
+            tokio::pin!(taken_up);
+            // Registered before the check, so a release between the two is not missed.
+            taken_up.as_mut().enable();
+            if self.parked.load(std::sync::atomic::Ordering::SeqCst) < self.budget {
+                return;
+            }
+            taken_up.await;
+        }
+    }
+
+    /// Counts `bytes` of an answer as waiting, until the returned guard is dropped.
+    pub fn park(self: &Arc<Self>, bytes: u64) -> Parked {
+        self.parked
+            .fetch_add(bytes, std::sync::atomic::Ordering::SeqCst);
+        Parked {
+            slots: self.clone(),
+            bytes,
+        }
+    }
+
+    /// Waits for a collect slot (`None` only if the slots were closed, which they never are).
+    pub async fn acquire(&self) -> Option<tokio::sync::OwnedSemaphorePermit> {
+        self.slots.clone().acquire_owned().await.ok()
+    }
+}
+
+/// An answer counted as waiting for a collect slot ([`CollectSlots::park`]).
+pub struct Parked {
+    slots: Arc<CollectSlots>,
+    bytes: u64,
+}
+
+impl Drop for Parked {
+    fn drop(&mut self) {
+        self.slots
+            .parked
+            .fetch_sub(self.bytes, std::sync::atomic::Ordering::SeqCst);
+        self.slots.taken_up.notify_waiters();
     }
 }
 
@@ -232,17 +306,25 @@ async fn refresh_from(
     // only when nearly everything else is done.
     let first = tokio::select! {
         _ = cancel.cancelled() => return cancelled(),
-        first = fetch_source(ctx, source, conditional.as_ref()) => first,
+        first = async {
+            ctx.collect_slots.room_to_fetch().await;
+            fetch_source(ctx, source, conditional.as_ref()).await
+        } => first,
     };
     let collected = match first {
         Err(e) => Err(e),
         Ok(first) => {
+            let parked = ctx.collect_slots.park(match &first {
+                Some(FetchOutcome::Fetched(page)) => page.text.len() as u64,
+                _ => 0,
+            });
             // Held while parsing and fetching article pages, not while the write waits to
             // commit.
             let _slot = tokio::select! {
                 _ = cancel.cancelled() => return cancelled(),
-                slot = ctx.collect_slots.clone().acquire_owned() => slot,
+                slot = ctx.collect_slots.acquire() => slot,
             };
+            drop(parked);
             tokio::select! {
                 _ = cancel.cancelled() => return cancelled(),
                 collected = collect_fetched(ctx, source, first, known) => collected,
@@ -1225,7 +1307,38 @@ pub async fn refresh_all_with(
 
 #[cfg(test)]
 mod tests {
-    use super::{MAX_TITLE_CHARS, stored_body, stored_title};
+    use super::{CollectSlots, MAX_TITLE_CHARS, stored_body, stored_title};
+
+    #[tokio::test]
+    async fn fetching_pauses_while_the_answers_waiting_for_a_slot_fill_the_budget() {
+        use std::sync::Arc;
+        use std::time::Duration;
+        let slots = Arc::new(CollectSlots::new(1, 100));
+        let first = slots.park(60);
+        tokio::time::timeout(Duration::from_secs(5), slots.room_to_fetch())
+            .await
+            .expect("room while less than the budget waits");
+        let second = slots.park(50);
+        let waiting = tokio::spawn({
+            let slots = slots.clone();
+            async move { slots.room_to_fetch().await }
+        });
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert!(
+            !waiting.is_finished(),
+            "fetched more while 110 of 100 bytes wait for a slot"
+        );
+        // An answer taken up for parsing makes room.
+        drop(first);
+        tokio::time::timeout(Duration::from_secs(5), waiting)
+            .await
+            .expect("room once an answer is taken up")
+            .expect("the waiting task");
+        drop(second);
+        tokio::time::timeout(Duration::from_secs(5), slots.room_to_fetch())
+            .await
+            .expect("room once nothing waits");
+    }
 
     #[test]
     fn titles_are_one_clean_line_of_bounded_length() {
