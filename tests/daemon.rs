@@ -135,17 +135,7 @@ async fn daemon_refreshes_send_the_validators_the_last_refresh_stored() {
     let config = config.replace("[schedule]\n", "[schedule]\npoll = \"@every 1s\"\n");
     std::fs::write(&env.config, config).expect("write marsad.toml");
 
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_marsad"))
-        .arg("--config")
-        .arg(&env.config)
-        .arg("run")
-        .env("MARSAD_LOG", "warn")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("start daemon");
+    let mut child = start_daemon(&env.config);
     let wait_for_hits = async |n: usize| {
         let deadline = Instant::now() + Duration::from_secs(30);
         while env.hits("/feed.xml").len() < n {

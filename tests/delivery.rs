@@ -685,17 +685,7 @@ async fn immediate_alert_arrives_from_the_daemon_soon_after_a_match() {
         "\n[[digest]]\nname = \"flash\"\nto = [\"duty@example.org\"]\nschedule = \"@immediate\"\nbatch = \"2s\"\nwatchlists = [\"russia-israel\"]\n",
     );
     assert!(env.marsad(&["check"]).await.status.success());
-    let mut daemon = tokio::process::Command::new(env!("CARGO_BIN_EXE_marsad"))
-        .arg("--config")
-        .arg(&env.config)
-        .arg("run")
-        .env("MARSAD_LOG", "warn")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("start daemon");
+    let mut daemon = start_daemon(&env.config);
     let started = Instant::now();
     let deadline = started + Duration::from_secs(70);
     while smtp.received().is_empty() {

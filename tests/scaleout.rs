@@ -5,7 +5,6 @@
 mod common;
 
 use std::collections::{HashMap, HashSet};
-use std::process::Stdio;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use common::*;
@@ -103,22 +102,7 @@ async fn three_daemons_fetch_each_source_once_per_period_and_survive_a_killed_on
 
     // Start just after a period boundary, so the first (partial) period holds the initial run.
     let first = sleep_until_next_period(Duration::from_millis(300)).await;
-    let mut daemons: Vec<_> = configs
-        .iter()
-        .map(|config| {
-            tokio::process::Command::new(env!("CARGO_BIN_EXE_marsad"))
-                .arg("--config")
-                .arg(config)
-                .arg("run")
-                .env("MARSAD_LOG", "warn")
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .kill_on_drop(true)
-                .spawn()
-                .expect("start daemon")
-        })
-        .collect();
+    let mut daemons: Vec<_> = configs.iter().map(|config| start_daemon(config)).collect();
 
     // Two periods later, kill daemon 0 mid-run (SIGKILL: no chance to give its leases back).
     let _ = sleep_until_next_period(Duration::ZERO).await;

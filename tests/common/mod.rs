@@ -251,6 +251,22 @@ pub fn write_config(dir: &Path, sources: &str, mail: &str, http_extra: &str) -> 
     path
 }
 
+/// Starts `marsad run` on `config` in the background (warnings only, output discarded); killed
+/// when the handle is dropped.
+pub fn start_daemon(config: &Path) -> tokio::process::Child {
+    tokio::process::Command::new(env!("CARGO_BIN_EXE_marsad"))
+        .arg("--config")
+        .arg(config)
+        .arg("run")
+        .env("MARSAD_LOG", "warn")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("start daemon")
+}
+
 pub async fn run_marsad(config: &Path, args: &[&str]) -> Output {
     tokio::process::Command::new(env!("CARGO_BIN_EXE_marsad"))
         .arg("--config")
