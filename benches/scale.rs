@@ -305,7 +305,13 @@ fn marsad(config: &Path, args: &[&str]) -> tokio::process::Child {
 
 enum Store {
     Sqlite(PathBuf),
-    Pg { name: String, url: String },
+    Pg {
+        name: String,
+        url: String,
+        /// One connection kept for the harness's polls: a connection per poll (20 a second)
+        /// made the server fork a backend each time, CPU taken from the daemons measured.
+        conn: tokio::sync::OnceCell<sqlx::PgPool>,
+    },
 }
 
 fn pg_admin() -> String {
@@ -338,6 +344,7 @@ impl Store {
         Store::Pg {
             name,
             url: url.to_string(),
+            conn: tokio::sync::OnceCell::new(),
         }
     }
 
@@ -363,14 +370,21 @@ impl Store {
                 pool.close().await;
                 v.unwrap_or(0)
             }
-            Store::Pg { url, .. } => {
-                let pool = sqlx::PgPool::connect(url).await.expect("connect");
-                let v = sqlx::query(sql)
-                    .fetch_one(&pool)
+            Store::Pg { url, conn, .. } => {
+                let pool = conn
+                    .get_or_init(async || {
+                        sqlx::postgres::PgPoolOptions::new()
+                            .max_connections(1)
+                            .connect(url)
+                            .await
+                            .expect("connect")
+                    })
+                    .await;
+                sqlx::query(sql)
+                    .fetch_one(pool)
                     .await
-                    .map(|r| r.get::<i64, _>(0));
-                pool.close().await;
-                v.unwrap_or(0)
+                    .map(|r| r.get::<i64, _>(0))
+                    .unwrap_or(0)
             }
         }
     }
@@ -389,7 +403,10 @@ impl Store {
     }
 
     async fn drop_db(&self) {
-        if let Store::Pg { name, .. } = self {
+        if let Store::Pg { name, conn, .. } = self {
+            if let Some(pool) = conn.get() {
+                pool.close().await;
+            }
             let admin = sqlx::PgPool::connect(&pg_admin()).await.expect("connect");
             let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
                 "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
