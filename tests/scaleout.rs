@@ -326,3 +326,68 @@ async fn recording_unchanged_sources_waits_for_no_other_writer() {
         .collect();
     assert_eq!(names, ["Alpha", "Beta News"]);
 }
+
+/// Every marsad process on a PostgreSQL server locks the articles it stores in the server's
+/// shared lock table; together they keep to half of it however many run, so that neither they
+/// nor the server's other sessions run out of it. A DBA sees the writers by name.
+/// PostgreSQL only: SQLite has no such table (and writes one batch at a time).
+#[tokio::test]
+async fn writers_on_one_server_share_half_its_lock_table() {
+    use marsad::store::{Db, WRITER_APPLICATION_NAME};
+    let pg = PgDatabase::create().await;
+    let admin = sqlx::PgPool::connect(&pg.url).await.expect("connect");
+    let table: i64 = sqlx::query_scalar(
+        "SELECT current_setting('max_locks_per_transaction')::int8 \
+         * (current_setting('max_connections')::int8 \
+            + current_setting('max_prepared_transactions')::int8)",
+    )
+    .fetch_one(&admin)
+    .await
+    .expect("lock table size");
+    let writers_here = async || -> i64 {
+        sqlx::query_scalar(
+            "SELECT count(*) FROM pg_stat_activity \
+             WHERE application_name = $1 AND datname = current_database()",
+        )
+        .bind(WRITER_APPLICATION_NAME)
+        .fetch_one(&admin)
+        .await
+        .expect("count writers")
+    };
+
+    let first = Db::open_postgres(&pg.url).await.expect("open");
+    let alone = first.key_budget().await.expect("a budget on PostgreSQL");
+    assert!(
+        alone as i64 <= table / 2,
+        "one process may take at most half of the {table}-slot lock table, took {alone}"
+    );
+    assert!(
+        alone >= 128,
+        "a budget of {alone} keys would send most refreshes to the bulk lock"
+    );
+
+    // Three more processes (as `marsad run` each opens its store).
+    let mut others = Vec::new();
+    for _ in 0..3 {
+        others.push(Db::open_postgres(&pg.url).await.expect("open"));
+    }
+    let named = writers_here().await;
+    assert!(
+        named >= 4,
+        "each process's writer shows in pg_stat_activity by name, saw {named}"
+    );
+    // The count is taken again at most once a second.
+    tokio::time::sleep(Duration::from_millis(1_200)).await;
+    let shared = first.key_budget().await.expect("a budget on PostgreSQL");
+    // Other tests' writers on the server may make it smaller still, never larger.
+    let fair = (table / 2 / named).max(128);
+    assert!(
+        shared as i64 <= fair,
+        "{named} writers on a {table}-slot lock table: each batch may lock {fair} keys, \
+         this process took {shared} (alone: {alone})"
+    );
+    for db in others.iter().chain([&first]) {
+        db.close().await;
+    }
+    admin.close().await;
+}

@@ -612,7 +612,7 @@ impl<A, B, C, D> Columns<(A, B, C, D)>
 /// find or create the same article share a key and so run one after the other; the rest write
 /// in parallel. Sorted, so refreshes take them in one order and cannot deadlock. Each key takes
 /// a slot of the server's lock table, which bounds the keys of a batch (see
-/// [`MAX_KEY_LOCKS`](super::MAX_KEY_LOCKS)): a key per GUID made batches a third smaller. FNV-1a:
+/// [`KeyBudget`](super::KeyBudget)): a key per GUID made batches a third smaller. FNV-1a:
 /// stable across builds, so daemons of different versions agree (versions that locked each GUID
 /// alone too: a source is leased to one daemon at a time, so its GUIDs meet no other daemon's).
 fn dedupe_lock_keys(write: &RefreshWrite) -> Vec<i64> {
@@ -1396,14 +1396,12 @@ impl Db {
             let Ok(gate) = gate else {
                 return Err(lost());
             };
+            // PostgreSQL: no more keys than are locked one by one, so that a batch does not
+            // take the exclusive bulk lock and keep other daemons' writes out.
+            let max_keys = self.key_budget().await.unwrap_or(usize::MAX);
             let batch = {
                 let mut queue = group.queue.lock().unwrap_or_else(|e| e.into_inner());
-                // PostgreSQL: no more keys than are locked one by one, so that a batch does not
-                // take the exclusive bulk lock and keep other daemons' writes out.
-                queue.take_batch(match self {
-                    Db::Sqlite(..) => usize::MAX,
-                    Db::Pg(..) => super::MAX_KEY_LOCKS,
-                })
+                queue.take_batch(max_keys)
             };
             if batch.is_empty() {
                 // Taken by a batch that has finished or is under way (it held a gate permit):
@@ -1413,7 +1411,7 @@ impl Db {
             }
             let db = self.clone();
             let work = async move {
-                db.run_batch(batch).await;
+                db.run_batch(batch, max_keys).await;
                 drop(gate);
             };
             let task = match self {
@@ -1426,12 +1424,12 @@ impl Db {
     }
 
     /// Commits `batch` in one transaction and sends each write its outcome; on failure, commits
-    /// each write alone.
-    async fn run_batch(&self, batch: Vec<Queued>) {
+    /// each write alone. A write with more than `max_keys` dedupe keys takes the bulk lock.
+    async fn run_batch(&self, batch: Vec<Queued>, max_keys: usize) {
         let stories = batch[0].stories;
         let (writes, senders): (Vec<PreparedWrite>, Vec<_>) =
             batch.into_iter().map(|q| (q.write, q.done)).unzip();
-        match self.commit_batch(&writes, &stories).await {
+        match self.commit_batch(&writes, &stories, max_keys).await {
             Ok(outcomes) => {
                 self.checkpoint_in_background();
                 self.note_growth(outcomes.iter().map(|o| o.new.len() as u64).sum());
@@ -1448,7 +1446,7 @@ impl Db {
                 tracing::debug!(error = %e, writes = writes.len(), "a group commit failed; committing its refreshes one by one");
                 for (write, sender) in writes.iter().zip(senders) {
                     let outcome = self
-                        .commit_batch(std::slice::from_ref(write), &stories)
+                        .commit_batch(std::slice::from_ref(write), &stories, max_keys)
                         .await
                         .and_then(|mut o| {
                             o.pop().ok_or(StoreError::Corrupt {
@@ -1522,6 +1520,7 @@ impl Db {
         &self,
         writes: &[PreparedWrite],
         stories: &StoryParams,
+        max_keys: usize,
     ) -> Result<Vec<StoreOutcome>, StoreError> {
         let Some(last_fetched) = writes.iter().map(|p| p.write.finished).max() else {
             return Ok(Vec::new());
@@ -1562,7 +1561,7 @@ impl Db {
         with_db!(@write self, pool => {
             let mut tx = pool.begin_write().await.context("starting a transaction")?;
             let mut pending = Pending::default();
-            pool.lock_keys(&mut tx, &keys).await.context("locking the articles being stored")?;
+            pool.lock_keys(&mut tx, &keys, max_keys).await.context("locking the articles being stored")?;
 
             // What the database knows of these URLs, GUIDs and texts: three lookups (per chunk;
             // on SQLite all in one round trip, unless the batch is huge).
