@@ -391,3 +391,77 @@ async fn writers_on_one_server_share_half_its_lock_table() {
     }
     admin.close().await;
 }
+
+/// A daemon prunes when it starts: where nothing is old enough to go, the prune must not hold
+/// up the other daemons' refresh writes (on PostgreSQL it takes the bulk lock, which waits for
+/// every write under way and keeps new ones out). Where an article is old enough, it still
+/// waits for the writes under way, so none links a URL to an article being deleted.
+/// PostgreSQL only: the bulk lock is PostgreSQL's (SQLite has one writer at a time).
+#[tokio::test]
+async fn a_prune_with_no_old_article_does_not_wait_for_refresh_writes() {
+    use marsad::store::Db;
+    let pg = PgDatabase::create().await;
+    let db = Db::open_postgres(&pg.url).await.expect("open");
+    let other = sqlx::PgPool::connect(&pg.url).await.expect("connect");
+    let now = chrono::Utc::now();
+    let (articles_before, matched_before) = (
+        now - chrono::Duration::days(30),
+        now - chrono::Duration::days(90),
+    );
+    sqlx::raw_sql(
+        "INSERT INTO sources (id, name, kind, url) VALUES ('s', 'S', 'feed', 'http://s.test/'); \
+         INSERT INTO fetches (source, started, finished, outcome) \
+         VALUES ('s', now() - interval '40 days', now() - interval '40 days', 'ok'); \
+         INSERT INTO articles (source, url, title, body, fetched, content_hash) \
+         VALUES ('s', 'http://s.test/new', 'new', 'new', now(), 'h1')",
+    )
+    .execute(&other)
+    .await
+    .expect("seed");
+
+    // A refresh write under way holds the bulk lock shared (marsad's lock space, key 2).
+    let mut writer = other.begin().await.expect("begin");
+    sqlx::query("SELECT pg_advisory_xact_lock_shared(1835102835, 2)")
+        .execute(&mut *writer)
+        .await
+        .expect("hold the bulk lock shared");
+    let pruned = tokio::time::timeout(
+        Duration::from_secs(5),
+        db.prune(articles_before, matched_before),
+    )
+    .await
+    .expect("a prune with nothing old to delete waited for a refresh write")
+    .expect("prune");
+    assert_eq!(pruned.articles + pruned.matched_articles, 0);
+    assert_eq!(pruned.fetches, 1, "the old fetch log entry still goes");
+
+    // Now an article old enough to go: the prune waits for the write, then deletes it.
+    sqlx::query(
+        "INSERT INTO articles (source, url, title, body, fetched, content_hash) \
+         VALUES ('s', 'http://s.test/old', 'old', 'old', now() - interval '40 days', 'h2')",
+    )
+    .execute(&other)
+    .await
+    .expect("an old article");
+    let prune = db.prune(articles_before, matched_before);
+    tokio::pin!(prune);
+    assert!(
+        tokio::time::timeout(Duration::from_millis(500), &mut prune)
+            .await
+            .is_err(),
+        "a prune deleting articles went ahead of a refresh write under way"
+    );
+    writer.commit().await.expect("end the write");
+    let pruned = tokio::time::timeout(Duration::from_secs(5), prune)
+        .await
+        .expect("the prune goes on once the write is done")
+        .expect("prune");
+    assert_eq!(pruned.articles, 1);
+    let left: Vec<String> = sqlx::query_scalar("SELECT url FROM articles")
+        .fetch_all(&other)
+        .await
+        .expect("articles");
+    assert_eq!(left, ["http://s.test/new"]);
+    other.close().await;
+    db.close().await;
+}

@@ -203,6 +203,29 @@ impl Db {
         matched_before: DateTime<Utc>,
     ) -> Result<Pruned, StoreError> {
         let mut pruned = Pruned::default();
+        // No article old enough to go (a new database, or one pruned within the day): only the
+        // fetch log is pruned. The rest takes the write lock (SQLite) or the bulk lock
+        // (PostgreSQL, which waits for every daemon's refresh writes under way and holds up new
+        // ones until it commits): a daemon starting beside others stalled their writes for a
+        // prune that deleted nothing.
+        let any_old = with_db!(self, pool => {
+            sqlx::query_scalar::<_, bool>("SELECT EXISTS (SELECT 1 FROM articles WHERE fetched < $1)")
+                .bind(articles_before.max(matched_before))
+                .fetch_one(pool)
+                .await
+                .context("looking for articles to prune")?
+        });
+        if !any_old {
+            pruned.fetches = with_db!(self, pool => {
+                sqlx::query("DELETE FROM fetches WHERE started < $1")
+                    .bind(articles_before)
+                    .execute(pool)
+                    .await
+                    .context("pruning the fetch log")?
+                    .rows_affected()
+            });
+            return Ok(pruned);
+        }
         match self {
             Db::Sqlite(pool, _) => {
                 // Foreign keys (ON DELETE CASCADE) take the articles' rows with them.
