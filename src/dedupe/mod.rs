@@ -358,16 +358,19 @@ impl StoryIndex {
         let mut back = [0; minhash::BANDS];
         if sig.shingles >= MIN_SHINGLES {
             for (band, key) in sig.band_keys().iter().enumerate() {
-                let count = match self.heads.get(key) {
-                    Some(head) => {
+                // One probe of the map per band (a lookup, then an insert, took two).
+                match self.heads.entry(*key) {
+                    std::collections::hash_map::Entry::Occupied(mut slot) => {
+                        let head = *slot.get();
                         // An older entry too far back to say in 4 bytes ends the chain (never
                         // in practice: that is 4 billion articles ago).
                         back[band] = u32::try_from(seq - head.seq()).unwrap_or(0);
-                        head.count()
+                        slot.insert(Head::new(seq, head.count() + 1));
                     }
-                    None => 0,
-                };
-                self.heads.insert(*key, Head::new(seq, count + 1));
+                    std::collections::hash_map::Entry::Vacant(slot) => {
+                        slot.insert(Head::new(seq, 1));
+                    }
+                }
             }
         }
         self.next_story = self.next_story.max(story.saturating_add(1));
