@@ -1398,7 +1398,7 @@ impl Db {
             };
             // PostgreSQL: no more keys than are locked one by one, so that a batch does not
             // take the exclusive bulk lock and keep other daemons' writes out.
-            let max_keys = self.key_budget().await.unwrap_or(usize::MAX);
+            let max_keys = self.key_budget().unwrap_or(usize::MAX);
             let batch = {
                 let mut queue = group.queue.lock().unwrap_or_else(|e| e.into_inner());
                 queue.take_batch(max_keys)
