@@ -439,3 +439,78 @@ async fn a_growing_postgres_store_keeps_its_table_statistics() {
     admin.close().await;
     db.close().await;
 }
+
+/// Several daemons sharing one PostgreSQL database each count the articles they store and pass
+/// the same growth thresholds at about the same time: statistics one of them has just taken
+/// are not taken again by the next. Always on PostgreSQL.
+#[tokio::test]
+async fn daemons_sharing_a_database_do_not_analyse_it_again_and_again() {
+    let pg = common::PgDatabase::create().await;
+    // One process keeps one count per server address and database: two addresses of the same
+    // server stand for two daemons.
+    let mut other = url::Url::parse(&pg.url).expect("a URL");
+    let alias = match other.host_str() {
+        Some("127.0.0.1") => "localhost",
+        Some("localhost") => "127.0.0.1",
+        host => panic!("MARSAD_TEST_PG on {host:?}: this test needs 127.0.0.1 or localhost"),
+    };
+    other.set_host(Some(alias)).expect("set host");
+    let a = Db::open_postgres(&pg.url).await.expect("open PostgreSQL");
+    let b = Db::open_postgres(other.as_str())
+        .await
+        .expect("open PostgreSQL");
+    let admin = sqlx::PgPool::connect(&pg.url).await.expect("connect");
+    let analyses = async || -> i64 {
+        sqlx::query_scalar(
+            "SELECT analyze_count FROM pg_stat_user_tables WHERE relname = 'articles'",
+        )
+        .fetch_one(&admin)
+        .await
+        .expect("read statistics")
+    };
+    let t0 = Utc.with_ymd_and_hms(2026, 3, 1, 8, 0, 0).unwrap();
+    let params = StoryParams::default();
+    let mut next = 0;
+    let mut store = async |db: &Db, count: usize| {
+        let batch: Vec<Generated> = (next..next + count)
+            .map(|k| Generated {
+                title: format!("report {k}"),
+                body: format!("distinct body number {k} of the shared growth test"),
+            })
+            .collect();
+        let fetched = t0 + chrono::Duration::seconds(next as i64);
+        let stored = db
+            .commit_refresh_with(refresh(next, fetched, &batch), &params)
+            .await
+            .expect("commit a refresh");
+        assert_eq!(stored.new.len(), count);
+        next += count;
+    };
+    let wait_for_analyses = async |n: i64| {
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        while analyses().await < n {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the articles table was not analysed {n} time(s) within 20 s"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    };
+
+    // A passes 1,000 articles of its own with 1,600 in the table: it analyses.
+    store(&a, 600).await;
+    store(&b, 600).await;
+    store(&a, 400).await;
+    wait_for_analyses(1).await;
+    // B passes 1,000 of its own moments later, the table at 2,000: the statistics are recent.
+    store(&b, 400).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(analyses().await, 1, "the second writer analysed again");
+    // A passes 4,000 of its own with the table at 5,600, over three times the rows the last
+    // analysis saw: it analyses again.
+    store(&a, 3_000).await;
+    wait_for_analyses(2).await;
+    admin.close().await;
+    a.close().await;
+    b.close().await;
+}
