@@ -203,11 +203,11 @@ impl Db {
         matched_before: DateTime<Utc>,
     ) -> Result<Pruned, StoreError> {
         let mut pruned = Pruned::default();
-        // No article old enough to go (a new database, or one pruned within the day): only the
-        // fetch log is pruned. The rest takes the write lock (SQLite) or the bulk lock
+        // Articles are deleted only where one is old enough to go (not in a new database, nor
+        // one pruned within the day): that takes the write lock (SQLite) or the bulk lock
         // (PostgreSQL, which waits for every daemon's refresh writes under way and holds up new
-        // ones until it commits): a daemon starting beside others stalled their writes for a
-        // prune that deleted nothing.
+        // ones until it commits), and a daemon starting beside others stalled their writes for a
+        // prune that deleted nothing. The fetch log, which nothing refers to, goes after.
         let any_old = with_db!(self, pool => {
             sqlx::query_scalar::<_, bool>("SELECT EXISTS (SELECT 1 FROM articles WHERE fetched < $1)")
                 .bind(articles_before.max(matched_before))
@@ -215,18 +215,8 @@ impl Db {
                 .await
                 .context("looking for articles to prune")?
         });
-        if !any_old {
-            pruned.fetches = with_db!(self, pool => {
-                sqlx::query("DELETE FROM fetches WHERE started < $1")
-                    .bind(articles_before)
-                    .execute(pool)
-                    .await
-                    .context("pruning the fetch log")?
-                    .rows_affected()
-            });
-            return Ok(pruned);
-        }
         match self {
+            _ if !any_old => {}
             Db::Sqlite(pool, _) => {
                 // Foreign keys (ON DELETE CASCADE) take the articles' rows with them.
                 let mut tx = pool.begin().await.context("starting a transaction")?;
@@ -244,12 +234,6 @@ impl Db {
                     .execute(&mut *tx)
                     .await
                     .context("pruning matched articles")?
-                    .rows_affected();
-                pruned.fetches = sqlx::query("DELETE FROM fetches WHERE started < $1")
-                    .bind(articles_before)
-                    .execute(&mut *tx)
-                    .await
-                    .context("pruning the fetch log")?
                     .rows_affected();
                 // FTS5 tables take no foreign keys.
                 sqlx::query(
@@ -297,15 +281,17 @@ impl Db {
                 .await
                 .context("pruning matched articles")?;
                 pruned.matched_articles = count(matched).context("pruning matched articles")?;
-                pruned.fetches = sqlx::query("DELETE FROM fetches WHERE started < $1")
-                    .bind(articles_before)
-                    .execute(&mut *tx)
-                    .await
-                    .context("pruning the fetch log")?
-                    .rows_affected();
                 tx.commit().await.context("committing the prune")?;
             }
         }
+        pruned.fetches = with_db!(self, pool => {
+            sqlx::query("DELETE FROM fetches WHERE started < $1")
+                .bind(articles_before)
+                .execute(pool)
+                .await
+                .context("pruning the fetch log")?
+                .rows_affected()
+        });
         Ok(pruned)
     }
 }
